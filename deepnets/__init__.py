@@ -1,0 +1,1 @@
+"""deepnets: distributed training and ablation sweeps for image classifiers on Ray."""

@@ -1,0 +1,49 @@
+"""Training state to and from a checkpoint directory: atomic writes, weights-only loads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATE_FILE = "state.pt"
+
+
+def save_state(directory: Path, state: dict[str, Any]) -> Path:
+    """Write `state` into `directory/state.pt` under a temporary name, then rename it, so a
+    crash mid-write leaves no file rather than a truncated one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / STATE_FILE
+    tmp = directory / f".{STATE_FILE}.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, final)
+    return final
+
+
+def load_state(directory: Path | str) -> dict[str, Any]:
+    """Read a state written by `save_state`; weights_only refuses pickled code."""
+    return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def training_state(model, optimizer, scheduler, scaler, epoch: int, history: list[dict]) -> dict:
+    """Everything needed to continue after `epoch` exactly where training left off."""
+    return {
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "history": history,
+    }
+
+
+def restore_training_state(state: dict, model, optimizer, scheduler, scaler) -> tuple[int, list]:
+    """Load a `training_state` into live objects; returns (last finished epoch, history)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    return int(state["epoch"]), list(state["history"])

@@ -1,0 +1,214 @@
+"""Typed training configuration: the one place a dict (YAML, CLI, Ray) becomes a TrainConfig.
+
+Every model here forbids unknown keys, so a typo is an error that names the key instead of a
+silently ignored setting. `load_config` merges a YAML file with `key=value` overrides and turns
+any validation failure into a one-line `ConfigError` naming the field and the source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deepnets.errors import ConfigError, format_validation_error
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    """Which network to build: a registry name plus its family's options."""
+
+    name: str = "resnet18"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_model_and_options(self) -> ModelConfig:
+        from deepnets.models import ModelConfigError, validate_model_options
+
+        try:
+            validate_model_options(self.name, self.options)
+        except ModelConfigError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+
+class DataConfig(Strict):
+    """Dataset, where it lives, and how much of it a run uses."""
+
+    dataset: str = "digits"
+    # None: the DEEPNETS_DATA_ROOT environment variable, else ~/.cache/deepnets/data.
+    root: Path | None = None
+    download: bool = True
+    # Stratified, seeded subsets; None keeps the whole split.
+    train_subset: int | None = Field(default=None, ge=10)
+    test_subset: int | None = Field(default=None, ge=10)
+    # Held out of the training split for per-epoch validation (what ASHA ranks trials by).
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
+    # Square side in pixels the batches are resized to; None keeps the dataset's native size.
+    resolution: int | None = Field(default=None, ge=8, le=1024)
+    augment: Literal["none", "report", "standard"] = "none"
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from deepnets.data.registry import check_dataset_name
+
+        return check_dataset_name(name)
+
+
+class OptimConfig(Strict):
+    """Optimizer; `lr` is the learning rate at `global_batch_size` (no implicit scaling)."""
+
+    name: Literal["sgd", "rmsprop", "adam", "adamw"] = "adam"
+    lr: float = Field(default=1e-3, gt=0.0, le=100.0)
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0.0):
+            raise ValueError("nesterov needs name 'sgd' and momentum > 0")
+        if self.momentum and self.name in ("adam", "adamw"):
+            raise ValueError(f"momentum is not an option of {self.name} (it uses betas)")
+        return self
+
+
+class ScheduleConfig(Strict):
+    """Learning-rate schedule over the whole run, stepped every optimizer step."""
+
+    name: Literal["none", "cosine", "onecycle", "step"] = "none"
+    warmup_epochs: float = Field(default=0.0, ge=0.0)
+    # For `step`: multiply the lr by `gamma` every `step_epochs` epochs.
+    step_epochs: int = Field(default=30, ge=1)
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
+class CheckpointConfig(Strict):
+    every_epochs: int = Field(default=1, ge=1)
+    # Checkpoints kept on storage (oldest deleted first); the latest is always kept.
+    keep: int = Field(default=2, ge=1)
+
+
+class TrainConfig(Strict):
+    """A whole training run: what Ray hands every worker, validated on the worker's first line."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    epochs: int = Field(default=5, ge=1, le=10_000)
+    # Images per optimizer step summed over all workers; each worker takes an equal share.
+    global_batch_size: int = Field(default=64, ge=1)
+    num_workers: int = Field(default=1, ge=1)
+    cpus_per_worker: float = Field(default=1.0, gt=0.0)
+    use_gpu: bool = False
+    # Fraction of a GPU per worker: below 1 lets several small trials share one GPU.
+    gpus_per_worker: float = Field(default=1.0, gt=0.0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    seed: int = Field(default=0, ge=0)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    aux_loss_weight: float = Field(default=0.3, ge=0.0)
+    # Re-trying a failed run from its last checkpoint (a killed worker, a lost node).
+    max_failures: int = Field(default=2, ge=-1)
+    output_dir: Path = Path("runs")
+    # Run directory name under output_dir; None derives one from model, dataset and seed.
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
+
+    @model_validator(mode="after")
+    def _batch_splits_over_workers(self) -> TrainConfig:
+        if self.global_batch_size < self.num_workers:
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) is smaller than num_workers "
+                f"({self.num_workers}): every worker needs at least one image per step"
+            )
+        if self.global_batch_size % self.num_workers:
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) must be divisible by "
+                f"num_workers ({self.num_workers})"
+            )
+        return self
+
+    @property
+    def batch_size_per_worker(self) -> int:
+        return self.global_batch_size // self.num_workers
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.model.name.replace('/', '-')}-{self.data.dataset}-s{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir.expanduser().resolve() / self.run_name
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `tree["a"]["b"] = value` for `dotted == "a.b"`, creating the dicts on the way."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted}: '{key}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`optim.lr=0.01` -> ("optim.lr", 0.01); values are parsed as YAML scalars."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{text}': expected key=value, e.g. optim.lr=0.01")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; any problem is a one-line ConfigError."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} malformed YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def validate_train_config(raw: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a plain dict; failures become a one-line ConfigError naming field and source."""
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Build a TrainConfig from an optional YAML file plus `key=value` overrides (later wins)."""
+    raw: dict[str, Any] = read_yaml_mapping(path) if path else {}
+    for text in overrides:
+        set_dotted(raw, *parse_override(text))
+    source = str(path) if path else "command line"
+    if path and overrides:
+        source = f"{path} + command line"
+    return validate_train_config(raw, source)

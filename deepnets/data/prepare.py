@@ -1,0 +1,149 @@
+"""From a DataConfig to train / val / test tensors: read (cached), subset, split, normalise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepnets.config import DataConfig
+from deepnets.data.augment import build_augment
+from deepnets.data.cache import cached
+from deepnets.data.loader import TensorLoader
+from deepnets.data.registry import dataset_spec, imagefolder_path
+from deepnets.data.sources import READERS, RawDataset, default_data_root, read_image_tree
+from deepnets.errors import DataError
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Datasets:
+    train: Split
+    val: Split | None
+    test: Split
+    classes: list[str]
+    mean: torch.Tensor  # per channel, of the training images in [0, 1]
+    std: torch.Tensor
+    source: str
+    hflip: bool
+
+    @property
+    def in_chans(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def native_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+def data_root(cfg: DataConfig) -> Path:
+    return (cfg.root or default_data_root()).expanduser().resolve()
+
+
+def read_raw(cfg: DataConfig) -> RawDataset:
+    """Decoded uint8 tensors of the whole dataset, from the on-disk cache after the first time."""
+    if cfg.dataset == "digits":  # embedded and decoded in milliseconds: nothing to cache
+        return READERS["digits"](Path("."), False)
+    if cfg.dataset.startswith("imagefolder:"):
+        folder = imagefolder_path(cfg.dataset)
+        if not folder.is_dir():
+            raise DataError(f"data.dataset: image folder {folder} does not exist")
+        return cached(cfg.dataset, folder, lambda: read_image_tree(folder))
+    root = data_root(cfg)
+    return cached(cfg.dataset, root, lambda: READERS[cfg.dataset](root, cfg.download))
+
+
+def stratified_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.ndarray:
+    """Indices of a class-balanced random subset of `size` items (all items when None)."""
+    from sklearn.model_selection import train_test_split
+
+    everything = np.arange(len(labels))
+    if size is None or size >= len(labels):
+        return everything
+    chosen, _ = train_test_split(
+        everything, train_size=size, stratify=labels.numpy(), random_state=seed
+    )
+    return np.sort(chosen)
+
+
+def split_off(labels: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (keep, held_out) index arrays with `fraction` of the items held out."""
+    from sklearn.model_selection import train_test_split
+
+    keep, held = train_test_split(
+        np.arange(len(labels)), test_size=fraction, stratify=labels.numpy(), random_state=seed
+    )
+    return np.sort(keep), np.sort(held)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images, as floats in [0, 1]."""
+    x = images.float().div_(255.0)
+    return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+
+
+def load_datasets(cfg: DataConfig, seed: int) -> Datasets:
+    """Read, subset (stratified, seeded) and split; the statistics come from the train part."""
+    raw = read_raw(cfg)
+    spec = dataset_spec(cfg.dataset)
+    if len(raw.classes) < 2:
+        raise DataError(f"data.dataset: {cfg.dataset} has {len(raw.classes)} class; need >= 2")
+    keep = stratified_subset(raw.train_labels, cfg.train_subset, seed)
+    train = Split(raw.train_images[keep], raw.train_labels[keep])
+    val = None
+    if cfg.val_fraction > 0:
+        fit, held = split_off(train.labels, cfg.val_fraction, seed)
+        train, val = Split(train.images[fit], train.labels[fit]), Split(
+            train.images[held], train.labels[held]
+        )
+    test_keep = stratified_subset(raw.test_labels, cfg.test_subset, seed)
+    test = Split(raw.test_images[test_keep], raw.test_labels[test_keep])
+    mean, std = channel_stats(train.images)
+    return Datasets(train, val, test, raw.classes, mean, std, raw.source, spec.hflip)
+
+
+def make_loader(
+    data: Datasets,
+    split: Split,
+    cfg: DataConfig,
+    *,
+    batch_size: int,
+    train: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> TensorLoader:
+    """A sharded, tensor-resident loader for one split of `data`."""
+    size = cfg.resolution or data.native_size
+    augment = build_augment(cfg.augment, hflip=data.hflip, size=size) if train else None
+    return TensorLoader(
+        split.images,
+        split.labels,
+        batch_size=batch_size,
+        mean=data.mean,
+        std=data.std,
+        train=train,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        augment=augment,
+        resolution=cfg.resolution,
+        device=device,
+        channels_last=channels_last,
+    )

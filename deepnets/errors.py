@@ -1,0 +1,36 @@
+"""Errors that mean "the input is wrong": the CLI prints them as one line and exits with 2."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class InputError(ValueError):
+    """Bad user input, detected before any cluster work; the message is one line."""
+
+
+class ConfigError(InputError):
+    """A configuration value, key or file is invalid."""
+
+
+class DataError(InputError):
+    """A dataset is missing, unreadable or does not fit the model."""
+
+
+def _field_path(loc: tuple) -> str:
+    # pydantic puts the model name of a failed model-level validator nowhere in loc; an empty
+    # loc means the whole section failed, which the message itself then explains.
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line: `source: field.path: what is wrong (got VALUE)`, first error first."""
+    first = err.errors()[0]
+    field = _field_path(first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    shown = first.get("input")
+    got = "" if isinstance(shown, dict) or first["type"] == "extra_forbidden" else f" (got {shown!r})"
+    more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
+    return f"{source}: {field}: {message}{got}{more}".replace("\n", " ")

@@ -1,0 +1,134 @@
+"""Run one training: check the input, start (or join) Ray, fit a TorchTrainer, summarise.
+
+Everything that can be wrong with the input is checked here, in the driver, before Ray starts:
+the config (already typed), the dataset (read and cached now, so workers load it in a second),
+and the hardware asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepnets import provenance
+from deepnets.config import TrainConfig
+from deepnets.data.prepare import data_root, load_datasets
+from deepnets.errors import ConfigError, DataError
+from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history, write_json_atomically
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    epochs_done: int
+    test_accuracy: float | None
+    best_val_accuracy: float | None
+    wall_seconds: float
+    error: str | None = None
+
+
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """Absolute paths: Ray workers do not share the driver's working directory."""
+    data = cfg.data.model_copy(update={"root": data_root(cfg.data)})
+    return cfg.model_copy(update={"output_dir": cfg.output_dir.expanduser().resolve(), "data": data})
+
+
+def check_output_dir(cfg: TrainConfig) -> None:
+    try:
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        probe = cfg.run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"output_dir: cannot write to {cfg.output_dir} ({err.strerror})") from None
+
+
+def preflight(cfg: TrainConfig) -> None:
+    """Fail in seconds, with one line, on input that would otherwise fail on the cluster."""
+    data = load_datasets(cfg.data, cfg.seed)  # raises DataError; fills the tensor cache
+    if len(data.train) < cfg.num_workers:
+        raise DataError(
+            f"data.train_subset: {len(data.train)} training images cannot feed "
+            f"{cfg.num_workers} workers"
+        )
+    check_output_dir(cfg)
+
+
+def ensure_ray(*, need_gpus: float = 0.0, dashboard: bool = False) -> None:
+    """Join the cluster in RAY_ADDRESS (how `ray job submit` runs us) or start a local one."""
+    import ray
+
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"])
+        else:
+            ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1")
+    have = ray.cluster_resources().get("GPU", 0.0)
+    if need_gpus and have < need_gpus:
+        raise ConfigError(f"use_gpu: the run needs {need_gpus:g} GPUs, the cluster has {have:g}")
+
+
+def build_trainer(cfg: TrainConfig):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from deepnets.worker import train_loop_per_worker
+
+    resources = {"CPU": cfg.cpus_per_worker}
+    if cfg.use_gpu:
+        resources["GPU"] = cfg.gpus_per_worker
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.model_dump(mode="json"),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=cfg.run_name,
+            storage_path=str(cfg.output_dir),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
+        ),
+    )
+
+
+def summarise(cfg: TrainConfig, wall: float, error: str | None) -> RunSummary:
+    history = read_history(cfg.run_dir)
+    vals = [row["val_accuracy"] for row in history if row.get("val_accuracy") is not None]
+    test = history[-1].get("test_accuracy") if history else None
+    epochs = history[-1]["epoch"] if history else 0
+    return RunSummary(cfg.run_dir, epochs, test, max(vals) if vals else None, wall, error)
+
+
+def run_training(cfg: TrainConfig, *, dashboard: bool = False) -> RunSummary:
+    """Train `cfg` on Ray Train; re-running the same run directory resumes it."""
+    cfg = resolved(cfg)
+    preflight(cfg)
+    ensure_ray(need_gpus=cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0.0,
+               dashboard=dashboard)  # fmt: skip
+    record = {"config": cfg.model_dump(mode="json"), "provenance": provenance.collect()}
+    write_json_atomically(cfg.run_dir / RUN_FILE, record | {"status": "running"})
+    start, error = time.perf_counter(), None
+    try:
+        result = build_trainer(cfg).fit()
+        error = str(result.error) if result.error else None
+    except Exception as err:  # a TrainingFailedError: keep the record, then re-raise
+        error = f"{type(err).__name__}: {err}".splitlines()[0]
+        raise
+    finally:
+        wall = time.perf_counter() - start
+        status = "failed" if error else "finished"
+        write_json_atomically(
+            cfg.run_dir / RUN_FILE,
+            record | {"status": status, "error": error, "wall_seconds": wall},
+        )
+    return summarise(cfg, wall, error)
+
+
+def read_test_report(run_dir: Path) -> dict | None:
+    import json
+
+    path = run_dir / TEST_REPORT_FILE
+    return json.loads(path.read_text()) if path.exists() else None

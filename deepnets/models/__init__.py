@@ -1,0 +1,23 @@
+"""Model registry: `create_model("resnet18", num_classes=10, in_chans=3, stem="small")`.
+
+Importing this package registers VGG, ResNet and GoogLeNet; "timm/<name>" goes to timm.
+"""
+
+from . import googlenet, resnet, vgg  # noqa: F401  (imported for their registrations)
+from .registry import (
+    ModelConfigError,
+    create_model,
+    list_models,
+    model_family,
+    register_model,
+    validate_model_options,
+)
+
+__all__ = [
+    "ModelConfigError",
+    "create_model",
+    "list_models",
+    "model_family",
+    "register_model",
+    "validate_model_options",
+]

@@ -1,0 +1,82 @@
+"""What a run leaves in its directory besides checkpoints: the per-epoch log and TensorBoard.
+
+`metrics.jsonl` is rewritten whole from the history carried in each checkpoint, so after a
+restart from epoch k it holds epochs 1..k once each and then continues: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+TEST_REPORT_FILE = "test_report.json"
+RUN_FILE = "run.json"
+
+
+def _jsonable(value: Any) -> Any:
+    # JSON has no NaN: a diverged loss is written as null and read back as such.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    """Rewrite metrics.jsonl from the full history (atomically)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({k: _jsonable(v) for k, v in row.items()}) for row in history]
+    tmp = run_dir / f".{METRICS_FILE}.tmp{os.getpid()}"
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, run_dir / METRICS_FILE)
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class TensorBoardLog:
+    """tensorboardX scalars under run_dir/tb; a restart purges the steps it will redo."""
+
+    def __init__(self, run_dir: Path, first_epoch: int):
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=first_epoch)
+
+    def log(self, row: dict[str, Any]) -> None:
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, int | float):
+                group = key.split("_", 1)
+                tag = "/".join(group) if len(group) == 2 else key
+                self.writer.add_scalar(tag, value, row["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def progress_line(row: dict[str, Any], epochs: int) -> str:
+    """One human line per epoch, printed by rank 0."""
+    parts = [
+        f"epoch {row['epoch']}/{epochs}",
+        f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}",
+    ]
+    if row.get("val_accuracy") is not None:
+        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}")
+    if row.get("test_accuracy") is not None:
+        parts.append(f"test acc {row['test_accuracy']:.2%}")
+    parts.append(f"lr {row['lr']:.2e}")
+    parts.append(f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s")
+    return " | ".join(parts)

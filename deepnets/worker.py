@@ -1,0 +1,167 @@
+"""The Ray Train worker: a thin, numbered shell around the plain-PyTorch engine.
+
+[0] typed config  [1] data  [2] model and optimizer  [3] resume  [4] epochs  [5] test report
+Every rank runs this; rank 0 alone writes files. Every rank calls `ray.train.report` once per
+epoch (it is a barrier), and every reported number has been summed over all ranks first.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.nn as nn
+
+from deepnets.checkpoint import load_state, restore_training_state, save_state, training_state
+from deepnets.config import TrainConfig
+from deepnets.data import Datasets, load_datasets, make_loader
+from deepnets.engine import evaluate, train_one_epoch, unwrap
+from deepnets.metrics import Counts, per_class_report
+from deepnets.models import create_model
+from deepnets.optim import build_optimizer, build_scheduler
+from deepnets.runlog import (
+    TEST_REPORT_FILE,
+    TensorBoardLog,
+    progress_line,
+    write_history,
+    write_json_atomically,
+)
+
+
+def configure_threads(cfg: TrainConfig) -> None:
+    # Ray sets OMP_NUM_THREADS from the worker's CPUs, but torch reads it only at import in
+    # some builds; set the intra-op pool explicitly to the CPUs this worker was given.
+    torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+
+
+def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Module:
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts)
+    model = create_model(
+        cfg.model.name, num_classes=data.num_classes, in_chans=data.in_chans, **cfg.model.options
+    )
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return ray.train.torch.prepare_model(model)
+
+
+def epoch_row(epoch, lr, train: Counts, seconds: float, val: Counts | None) -> dict[str, Any]:
+    row = {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": train.loss,
+        "train_accuracy": train.accuracy,
+        "nonfinite_steps": train.nonfinite_steps,
+        "epoch_seconds": seconds,
+        "images_per_second": train.count / seconds if seconds > 0 else 0.0,
+    }
+    if val is not None:
+        row |= {"val_loss": val.loss, "val_accuracy": val.accuracy}
+    return row
+
+
+def save_checkpoint(state: dict, metrics: dict) -> None:
+    """Report `metrics` with a checkpoint of `state` (rank 0's call carries the files)."""
+    with tempfile.TemporaryDirectory(prefix="deepnets-ckpt-") as tmp:
+        save_state(Path(tmp), state)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def test_report(cfg: TrainConfig, data: Datasets, test: Counts, world_size: int) -> dict:
+    device = ray.train.torch.get_device()
+    return {
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "test_images": test.count,
+        "per_class": per_class_report(test.confusion, data.classes),
+        "world_size": world_size,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "dataset_source": data.source,
+        "train_images": len(data.train),
+        "val_images": len(data.val) if data.val is not None else 0,
+        "resolution": cfg.data.resolution or data.native_size,
+    }
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    cfg = TrainConfig.model_validate(config)  # [0] the one place the dict becomes typed
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    configure_threads(cfg)
+    device = ray.train.torch.get_device()
+
+    # [1] data: tensor-resident, sharded by rank
+    data = load_datasets(cfg.data, cfg.seed)
+
+    def loader(split, train):
+        return make_loader(
+            data, split, cfg.data, batch_size=cfg.batch_size_per_worker, train=train,
+            seed=cfg.seed, rank=rank, world_size=world, device=device,
+            channels_last=cfg.channels_last,
+        )  # fmt: skip
+
+    train_batches = loader(data.train, True)
+    val_batches = loader(data.val, False) if data.val is not None else None
+    test_batches = loader(data.test, False)
+
+    # [2] model, optimizer, schedule
+    model = build_model(cfg, data, device)
+    torch.manual_seed(cfg.seed * 1000 + rank)  # dropout differs per rank, as it should
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    scheduler = build_scheduler(
+        optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=len(train_batches)
+    )
+    use_scaler = cfg.precision == "fp16" and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    # [3] resume from the last checkpoint of this run, if there is one
+    done, history = 0, []
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_state(directory)
+        done, history = restore_training_state(state, unwrap(model), optimizer, scheduler, scaler)
+    run_dir = cfg.run_dir
+    tb = TensorBoardLog(run_dir, first_epoch=done + 1) if rank == 0 else None
+
+    # [4] epochs
+    for epoch in range(done + 1, cfg.epochs + 1):
+        train_batches.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        counts, seconds = train_one_epoch(
+            model, train_batches, optimizer, criterion=criterion, scheduler=scheduler,
+            aux_weight=cfg.aux_loss_weight, precision=cfg.precision, scaler=scaler,
+            device=device,
+        )  # fmt: skip
+        val = None
+        if val_batches is not None:
+            val = evaluate(
+                model, val_batches, num_classes=data.num_classes, precision=cfg.precision,
+                device=device,
+            ).reduced()  # fmt: skip
+        row = epoch_row(epoch, lr, counts.reduced(), seconds, val)
+        last = epoch == cfg.epochs
+        if last:  # [5] the held-out test set, once, with the final weights
+            test = evaluate(
+                model, test_batches, num_classes=data.num_classes, precision=cfg.precision,
+                device=device,
+            ).reduced()  # fmt: skip
+            row |= {"test_loss": test.loss, "test_accuracy": test.accuracy}
+        history.append(row)
+        if rank == 0:
+            print(progress_line(row, cfg.epochs), flush=True)
+            write_history(run_dir, history)
+            tb.log(row)
+            if last:
+                write_json_atomically(run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world))
+        if rank == 0 and (last or epoch % cfg.checkpoint.every_epochs == 0):
+            state = training_state(unwrap(model), optimizer, scheduler, scaler, epoch, history)
+            save_checkpoint(state, row)
+        else:
+            ray.train.report(row, checkpoint=None)
+    if tb is not None:
+        tb.close()
