@@ -47,3 +47,14 @@ def restore_training_state(state: dict, model, optimizer, scheduler, scaler) -> 
     if scaler is not None and state["scaler"]:
         scaler.load_state_dict(state["scaler"])
     return int(state["epoch"]), list(state["history"])
+
+
+def latest_checkpoint_dir(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder Ray Train left in `run_dir` (None if none).
+
+    Ray names them `checkpoint_<timestamp>`, so the name order is the time order; a folder
+    without a state file is an interrupted upload and is skipped."""
+    complete = [
+        p for p in Path(run_dir).glob("checkpoint_*") if p.is_dir() and (p / STATE_FILE).exists()
+    ]
+    return max(complete, key=lambda p: p.name, default=None)

@@ -44,7 +44,6 @@ def add_train_parser(subparsers) -> None:
     for flag, key in TRAIN_FLAGS.items():
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar="V", help=f"sets {key}")
     p.add_argument("--gpu", action="store_true", help="sets use_gpu=true")
-    p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard locally")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
 
 
@@ -64,7 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
     from deepnets.launch import run_training
 
     cfg = load_config(args.config, train_overrides(args))
-    summary = run_training(cfg, dashboard=args.dashboard)
+    summary = run_training(cfg)
     print(format_summary(summary))
     return 1 if summary.error else 0
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from deepnets.errors import ConfigError, format_validation_error
 
@@ -81,7 +89,7 @@ class OptimConfig(Strict):
 class ScheduleConfig(Strict):
     """Learning-rate schedule over the whole run, stepped every optimizer step."""
 
-    name: Literal["none", "cosine", "onecycle", "step"] = "none"
+    name: Literal["none", "cosine", "onecycle", "step"] = "cosine"
     warmup_epochs: float = Field(default=0.0, ge=0.0)
     # For `step`: multiply the lr by `gamma` every `step_epochs` epochs.
     step_epochs: int = Field(default=30, ge=1)
@@ -103,10 +111,11 @@ class TrainConfig(Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     epochs: int = Field(default=5, ge=1, le=10_000)
-    # Images per optimizer step summed over all workers; each worker takes an equal share.
-    global_batch_size: int = Field(default=64, ge=1)
     num_workers: int = Field(default=1, ge=1)
-    cpus_per_worker: float = Field(default=1.0, gt=0.0)
+    # Images per optimizer step summed over all workers; each worker takes an equal share.
+    global_batch_size: int = Field(default=64, ge=1, validate_default=True)
+    # None: an equal share of one machine's CPUs (all of them for a single worker).
+    cpus_per_worker: float | None = Field(default=None, gt=0.0)
     use_gpu: bool = False
     # Fraction of a GPU per worker: below 1 lets several small trials share one GPU.
     gpus_per_worker: float = Field(default=1.0, gt=0.0)
@@ -121,19 +130,20 @@ class TrainConfig(Strict):
     # Run directory name under output_dir; None derives one from model, dataset and seed.
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
 
-    @model_validator(mode="after")
-    def _batch_splits_over_workers(self) -> TrainConfig:
-        if self.global_batch_size < self.num_workers:
+    @field_validator("global_batch_size")
+    @classmethod
+    def _batch_splits_over_workers(cls, batch: int, info: ValidationInfo) -> int:
+        workers = info.data.get("num_workers")
+        if workers is None:  # num_workers itself was invalid and is reported on its own
+            return batch
+        if batch < workers:
             raise ValueError(
-                f"global_batch_size ({self.global_batch_size}) is smaller than num_workers "
-                f"({self.num_workers}): every worker needs at least one image per step"
+                f"is smaller than num_workers ({workers}): every worker needs at least one "
+                "image per step"
             )
-        if self.global_batch_size % self.num_workers:
-            raise ValueError(
-                f"global_batch_size ({self.global_batch_size}) must be divisible by "
-                f"num_workers ({self.num_workers})"
-            )
-        return self
+        if batch % workers:
+            raise ValueError(f"must be divisible by num_workers ({workers})")
+        return batch
 
     @property
     def batch_size_per_worker(self) -> int:
@@ -187,7 +197,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} malformed YAML ({getattr(err, 'problem', err)})") from None
+        raise ConfigError(
+            f"{path}:{where} malformed YAML ({getattr(err, 'problem', err)})"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -200,10 +212,12 @@ def validate_train_config(raw: dict[str, Any], source: str = "config") -> TrainC
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source, TrainConfig)) from None
 
 
-def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+def load_config(
+    path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
     """Build a TrainConfig from an optional YAML file plus `key=value` overrides (later wins)."""
     raw: dict[str, Any] = read_yaml_mapping(path) if path else {}
     for text in overrides:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class InputError(ValueError):
@@ -23,14 +23,32 @@ def _field_path(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def _allowed_keys(root: type[BaseModel] | None, parents: tuple) -> str:
+    """The field names of the section that holds `parents + (key,)`, for unknown-key errors."""
+    section = root
+    for part in parents:
+        field = section.model_fields.get(str(part)) if section else None
+        annotation = field.annotation if field else None
+        section = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return f"; allowed: {', '.join(section.model_fields)}" if section else ""
+
+
+def format_validation_error(
+    err: ValidationError, source: str, root: type[BaseModel] | None = None
+) -> str:
     """One line: `source: field.path: what is wrong (got VALUE)`, first error first."""
     first = err.errors()[0]
     field = _field_path(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown key"
+        message = "unknown key" + _allowed_keys(root, first["loc"][:-1])
     shown = first.get("input")
-    got = "" if isinstance(shown, dict) or first["type"] == "extra_forbidden" else f" (got {shown!r})"
+    got = (
+        "" if isinstance(shown, dict) or first["type"] == "extra_forbidden" else f" (got {shown!r})"
+    )
     more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
     return f"{source}: {field}: {message}{got}{more}".replace("\n", " ")

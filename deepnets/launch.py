@@ -32,7 +32,9 @@ class RunSummary:
 def resolved(cfg: TrainConfig) -> TrainConfig:
     """Absolute paths: Ray workers do not share the driver's working directory."""
     data = cfg.data.model_copy(update={"root": data_root(cfg.data)})
-    return cfg.model_copy(update={"output_dir": cfg.output_dir.expanduser().resolve(), "data": data})
+    return cfg.model_copy(
+        update={"output_dir": cfg.output_dir.expanduser().resolve(), "data": data}
+    )
 
 
 def check_output_dir(cfg: TrainConfig) -> None:
@@ -42,7 +44,9 @@ def check_output_dir(cfg: TrainConfig) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"output_dir: cannot write to {cfg.output_dir} ({err.strerror})") from None
+        raise ConfigError(
+            f"output_dir: cannot write to {cfg.output_dir} ({err.strerror})"
+        ) from None
 
 
 def preflight(cfg: TrainConfig) -> None:
@@ -56,7 +60,7 @@ def preflight(cfg: TrainConfig) -> None:
     check_output_dir(cfg)
 
 
-def ensure_ray(*, need_gpus: float = 0.0, dashboard: bool = False) -> None:
+def ensure_ray(*, need_gpus: float = 0.0) -> None:
     """Join the cluster in RAY_ADDRESS (how `ray job submit` runs us) or start a local one."""
     import ray
 
@@ -64,10 +68,26 @@ def ensure_ray(*, need_gpus: float = 0.0, dashboard: bool = False) -> None:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"])
         else:
-            ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1")
+            # The dashboard also serves the state API that Ray Train's placement-group cleaner
+            # polls; it costs ~2 s here. Bound to loopback: nothing outside this host sees it.
+            ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
     have = ray.cluster_resources().get("GPU", 0.0)
     if need_gpus and have < need_gpus:
         raise ConfigError(f"use_gpu: the run needs {need_gpus:g} GPUs, the cluster has {have:g}")
+
+
+def largest_node_cpus() -> float:
+    import ray
+
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]), default=1.0)
+
+
+def with_cpu_share(cfg: TrainConfig) -> TrainConfig:
+    """Fill an unset cpus_per_worker with an equal share of the largest machine."""
+    if cfg.cpus_per_worker is not None:
+        return cfg
+    share = max(1.0, float(int(largest_node_cpus() // cfg.num_workers)))
+    return cfg.model_copy(update={"cpus_per_worker": share})
 
 
 def build_trainer(cfg: TrainConfig):
@@ -102,12 +122,12 @@ def summarise(cfg: TrainConfig, wall: float, error: str | None) -> RunSummary:
     return RunSummary(cfg.run_dir, epochs, test, max(vals) if vals else None, wall, error)
 
 
-def run_training(cfg: TrainConfig, *, dashboard: bool = False) -> RunSummary:
+def run_training(cfg: TrainConfig) -> RunSummary:
     """Train `cfg` on Ray Train; re-running the same run directory resumes it."""
     cfg = resolved(cfg)
     preflight(cfg)
-    ensure_ray(need_gpus=cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0.0,
-               dashboard=dashboard)  # fmt: skip
+    ensure_ray(need_gpus=cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0.0)
+    cfg = with_cpu_share(cfg)
     record = {"config": cfg.model_dump(mode="json"), "provenance": provenance.collect()}
     write_json_atomically(cfg.run_dir / RUN_FILE, record | {"status": "running"})
     start, error = time.perf_counter(), None

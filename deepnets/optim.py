@@ -54,6 +54,4 @@ def build_scheduler(
             steps_per_epoch=steps_per_epoch,
             pct_start=min(max(rise, 0.01), 0.99),
         )
-    return LambdaLR(
-        optimizer, lambda step: lr_multiplier(cfg, step, steps_per_epoch, epochs)
-    )
+    return LambdaLR(optimizer, lambda step: lr_multiplier(cfg, step, steps_per_epoch, epochs))

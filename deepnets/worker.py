@@ -7,6 +7,7 @@ epoch (it is a barrier), and every reported number has been summed over all rank
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from deepnets.runlog import (
 def configure_threads(cfg: TrainConfig) -> None:
     # Ray sets OMP_NUM_THREADS from the worker's CPUs, but torch reads it only at import in
     # some builds; set the intra-op pool explicitly to the CPUs this worker was given.
-    torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+    torch.set_num_threads(max(1, int(cfg.cpus_per_worker or 1)))
 
 
 def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Module:
@@ -153,11 +154,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             row |= {"test_loss": test.loss, "test_accuracy": test.accuracy}
         history.append(row)
         if rank == 0:
-            print(progress_line(row, cfg.epochs), flush=True)
+            # Straight to the process's stdout: Ray Train's patched print would show it twice.
+            print(progress_line(row, cfg.epochs), file=sys.__stdout__, flush=True)
             write_history(run_dir, history)
             tb.log(row)
             if last:
-                write_json_atomically(run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world))
+                write_json_atomically(
+                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world)
+                )
         if rank == 0 and (last or epoch % cfg.checkpoint.every_epochs == 0):
             state = training_state(unwrap(model), optimizer, scheduler, scaler, epoch, history)
             save_checkpoint(state, row)

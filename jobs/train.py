@@ -1,4 +1,4 @@
-"""Train one model: `python jobs/train.py --model resnet18 --dataset mnist --epochs 1 [key=value ...]`.
+"""Train one model: `python jobs/train.py --model resnet18 --dataset mnist --epochs 1 [k=v ...]`.
 
 Same as `deepnets train`; this file is what `ray job submit -- python jobs/train.py` runs.
 """

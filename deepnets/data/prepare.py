@@ -107,8 +107,9 @@ def load_datasets(cfg: DataConfig, seed: int) -> Datasets:
     val = None
     if cfg.val_fraction > 0:
         fit, held = split_off(train.labels, cfg.val_fraction, seed)
-        train, val = Split(train.images[fit], train.labels[fit]), Split(
-            train.images[held], train.labels[held]
+        train, val = (
+            Split(train.images[fit], train.labels[fit]),
+            Split(train.images[held], train.labels[held]),
         )
     test_keep = stratified_subset(raw.test_labels, cfg.test_subset, seed)
     test = Split(raw.test_images[test_keep], raw.test_labels[test_keep])

@@ -1,4 +1,4 @@
-"""What each dataset is: classes, channels, native size, and whether a mirror image is still valid."""
+"""What each dataset is: classes, channels, native size, whether a mirror image stays valid."""
 
 from __future__ import annotations
 

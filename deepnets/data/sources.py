@@ -73,7 +73,9 @@ def _torchvision_split(dataset_cls, root: Path, download: bool, name: str, expec
     try:
         return [dataset_cls(str(root), train=train, download=download) for train in (True, False)]
     except RuntimeError as err:  # torchvision: "Dataset not found. You can use download=True"
-        raise DataError(f"{name}: not found under {root} (expected {expected}); {DOWNLOAD_HELP}") from err
+        raise DataError(
+            f"{name}: not found under {root} (expected {expected}); {DOWNLOAD_HELP}"
+        ) from err
     except OSError as err:  # a failed download: offline, or a mirror is down
         raise DataError(
             f"{name}: not under {root} (expected {expected}) and the download failed "

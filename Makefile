@@ -1,0 +1,41 @@
+# The README's commands. Each creates .venv (and installs the project into it) when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch/torchvision pinned to the releases this project is tested with (pyproject admits a range).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+SPACE ?= tune_spaces/quickstart.yaml
+PYTEST_ARGS ?=
+
+.PHONY: venv sweep train test test-fast lint format clean
+
+$(BIN)/deepnets: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/deepnets
+
+# Until the sweep driver lands: one small 2-worker training on the embedded digits dataset.
+sweep: venv
+	$(BIN)/python jobs/train.py --model resnet18 --stem small --width 0.25 --dataset digits \
+		--epochs 3 --workers 2 --batch-size 64 --output-dir runs
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,77 @@
+"""A real 2-worker DDP run through Ray Train's TorchTrainer on the embedded digits dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepnets.checkpoint import latest_checkpoint_dir, load_state
+from deepnets.config import load_config
+from deepnets.data import load_datasets, make_loader
+from deepnets.engine import evaluate
+from deepnets.launch import run_training
+from deepnets.models import create_model
+from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = [
+    "model.name=resnet18",
+    "model.options.stem=small",
+    "model.options.width=0.25",
+    "data.dataset=digits",
+    "data.val_fraction=0.2",
+    "num_workers=2",
+    "cpus_per_worker=1",
+    "global_batch_size=64",
+    "optim.lr=0.005",
+    "schedule.name=none",
+]
+
+
+def _accuracy_of_weights_on_whole_test_set(cfg, state) -> float:
+    data = load_datasets(cfg.data, cfg.seed)
+    model = create_model(cfg.model.name, num_classes=10, in_chans=1, **cfg.model.options)
+    model.load_state_dict(state["model"])
+    loader = make_loader(data, data.test, cfg.data, batch_size=32, train=False, seed=cfg.seed)
+    counts = evaluate(model, loader, num_classes=10)
+    assert counts.count == len(data.test)
+    return counts.accuracy
+
+
+def test_ddp_run_reports_global_metrics_checkpoints_and_resumes(ray_session, tmp_path):
+    cfg = load_config(None, [*SETTINGS, "epochs=2", f"output_dir={tmp_path}", "name=ddp"])
+    summary = run_training(cfg)
+    run_dir = tmp_path / "ddp"
+    assert summary.error is None and summary.epochs_done == 2
+
+    history = read_history(run_dir)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    assert history[1]["val_accuracy"] > 0.3  # well above chance (10 classes) after two epochs
+
+    state = load_state(latest_checkpoint_dir(run_dir))
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    # The reported accuracy is the whole test set's, not rank 0's half of it. Recomputed here in
+    # one process, batches are cut differently, so a near-tie logit may round the other way:
+    # allow that one image and no more.
+    reported = history[-1]["test_accuracy"]
+    whole = _accuracy_of_weights_on_whole_test_set(cfg, state)
+    assert abs(reported - whole) <= 1 / 360 + 1e-12
+    report = json.loads((run_dir / TEST_REPORT_FILE).read_text())
+    assert report["world_size"] == 2 and report["test_images"] == 360
+    matrix = report["per_class"]["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 360
+    assert sum(matrix[k][k] for k in range(10)) / 360 == pytest.approx(reported)
+    assert report["per_class"]["accuracy"] == pytest.approx(reported)
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    assert record["status"] == "finished" and record["provenance"]["versions"]["ray"]
+
+    # Same run directory, one more epoch: continues after epoch 2 instead of starting over.
+    resumed = run_training(cfg.model_copy(update={"epochs": 3}))
+    assert resumed.error is None
+    history3 = read_history(run_dir)
+    assert [row["epoch"] for row in history3] == [1, 2, 3]
+    assert history3[:2] == history  # the first two epochs were not trained again
+    assert load_state(latest_checkpoint_dir(run_dir))["epoch"] == 3
