@@ -1,4 +1,4 @@
-"""`deepnets train ...`: the thin command-line front over `deepnets.launch`.
+"""`deepnets train|sweep ...`: the thin command-line front over `deepnets.launch` and sweeps.
 
 Settings come from, in increasing priority: a YAML file (`--config`), the flags below, and
 `key=value` overrides with dotted keys (`optim.lr=0.01 model.options.batch_norm=after_relu`).
@@ -82,14 +82,59 @@ def format_summary(summary) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "tune_spaces" / "quickstart.yaml"
+SWEEP_COLUMNS = (
+    "variant", "seed", "status", "epochs", "best_val_accuracy", "final_val_accuracy",
+    "test_accuracy", "wall_seconds",
+)  # fmt: skip
+PLAN_COLUMNS = (
+    "variant", "seed", "model", "options", "dataset", "train", "optim", "epochs", "batch",
+    "augment", "workers",
+)  # fmt: skip
+
+
+def add_sweep_parser(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="run a tune_spaces/*.yaml sweep on Ray Tune")
+    p.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="space file (YAML)")
+    p.add_argument("--fidelity", help="fidelity profile of the space (e.g. proxy, full)")
+    p.add_argument("--storage", default="runs", help="where experiments go (default: runs)")
+    p.add_argument("--name", help="experiment name (default: <space>-<fidelity>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument("--max-concurrent", type=int, help="cap on trials running at once")
+    p.add_argument("--dry-run", action="store_true", help="validate, print trials, no Ray")
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from deepnets.sweep_plan import plan_sweep, preflight, resolve_paths, trial_rows
+    from deepnets.tables import format_table
+
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise InputError(f"--max-concurrent: must be at least 1 (got {args.max_concurrent})")
+    plan = plan_sweep(args.space, fidelity=args.fidelity, storage=args.storage, name=args.name)
+    print(f"{plan.space.name}: {plan.trial_count()} trials [{plan.fidelity or 'no profile'}]")
+    print(format_table(trial_rows(plan), PLAN_COLUMNS))
+    if args.dry_run:
+        return 0
+    resolve_paths(plan)
+    preflight(plan)
+    from deepnets.sweep import run_sweep
+
+    rows = run_sweep(plan, resume=args.resume, max_concurrent=args.max_concurrent)
+    print(f"\nexperiment: {plan.experiment_dir}")
+    print(format_table(rows, SWEEP_COLUMNS))
+    print("(* stopped early by ASHA)")
+    return 1 if any(r["status"].startswith("failed") for r in rows) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepnets", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
+    add_sweep_parser(subparsers)
     return parser
 
 
-COMMANDS = {"train": run_train}
+COMMANDS = {"train": run_train, "sweep": run_sweep_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,7 +90,7 @@ def with_cpu_share(cfg: TrainConfig) -> TrainConfig:
     return cfg.model_copy(update={"cpus_per_worker": share})
 
 
-def build_trainer(cfg: TrainConfig):
+def build_trainer(cfg: TrainConfig, callbacks=()):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -110,6 +110,7 @@ def build_trainer(cfg: TrainConfig):
             storage_path=str(cfg.output_dir),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
+            callbacks=list(callbacks),
         ),
     )
 
@@ -127,12 +128,17 @@ def run_training(cfg: TrainConfig) -> RunSummary:
     cfg = resolved(cfg)
     preflight(cfg)
     ensure_ray(need_gpus=cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0.0)
-    cfg = with_cpu_share(cfg)
+    return fit_and_record(with_cpu_share(cfg))
+
+
+def fit_and_record(cfg: TrainConfig, *, extra: dict | None = None, callbacks=()) -> RunSummary:
+    """Fit a TorchTrainer for `cfg`, keeping run.json (config, provenance, status) up to date."""
     record = {"config": cfg.model_dump(mode="json"), "provenance": provenance.collect()}
+    record |= extra or {}
     write_json_atomically(cfg.run_dir / RUN_FILE, record | {"status": "running"})
     start, error = time.perf_counter(), None
     try:
-        result = build_trainer(cfg).fit()
+        result = build_trainer(cfg, callbacks).fit()
         error = str(result.error) if result.error else None
     except Exception as err:  # a TrainingFailedError: keep the record, then re-raise
         error = f"{type(err).__name__}: {err}".splitlines()[0]

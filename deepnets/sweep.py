@@ -1,0 +1,176 @@
+"""Run a planned sweep on Ray Tune: every trial is a function trainable driving a TorchTrainer.
+
+Ray 2.60 composition (Train V2): Tune runs `run_trial`, which builds a TorchTrainer and calls
+`fit()`; `TuneReportCallback` forwards each epoch's report to Tune, so ASHA can stop a trial
+between epochs. The trial's own process only waits on `fit()`, so it reserves a sliver of a
+CPU; the Train workers hold the real resources, and the number of concurrent trials is sized
+from the cluster's resources and the space's per-trial needs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from deepnets.config import TrainConfig
+from deepnets.errors import ConfigError
+from deepnets.launch import ensure_ray, fit_and_record
+from deepnets.runlog import RUN_FILE, read_history, write_json_atomically
+from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
+
+TRIAL_DRIVER_CPU = 0.01
+RESULTS_FILE = "sweep_results.json"
+
+
+def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dict) -> None:
+    """One Tune trial: the variant's TrainConfig with this trial's seed and sampled values."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    trial_id = tune.get_context().get_trial_id()
+    variant, seed, search = config["variant"], config["seed"], config.get("search", {})
+    tree = trial_config(configs, variant, seed, search, runs_dir)
+    tree["name"] = f"{variant}-s{seed}-{trial_id}"
+    cfg = TrainConfig.model_validate(tree)
+    trial = meta | {"variant": variant, "seed": seed, "trial_id": trial_id, "search": search}
+    summary = fit_and_record(cfg, extra={"trial": trial}, callbacks=[TuneReportCallback()])
+    if summary.error:
+        raise RuntimeError(summary.error)
+
+
+def concurrency(plan: SweepPlan, requested: int | None) -> int:
+    """How many trials fit on the cluster at once (capped by --max-concurrent)."""
+    res, cluster = plan.resources, ray.cluster_resources()
+    per_trial_cpu = res.workers_per_trial * res.cpus_per_worker
+    fits = math.floor(cluster.get("CPU", 0.0) / per_trial_cpu)
+    if res.gpus_per_worker > 0:
+        have = cluster.get("GPU", 0.0)
+        if have < res.gpus_per_worker:
+            raise ConfigError(
+                f"resources.gpus_per_worker: {res.gpus_per_worker:g} GPUs per worker asked for, "
+                f"the cluster has {have:g}"
+            )
+        fits = min(fits, math.floor(have / (res.workers_per_trial * res.gpus_per_worker)))
+    if fits < 1:
+        raise ConfigError(
+            f"resources: a trial needs {per_trial_cpu:g} CPUs "
+            f"({res.workers_per_trial} workers x {res.cpus_per_worker:g}), the cluster has "
+            f"{cluster.get('CPU', 0.0):g}"
+        )
+    return min(fits, requested) if requested else fits
+
+
+def _scheduler(plan: SweepPlan):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    spec = plan.scheduler
+    if spec.type == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=plan.max_epochs,
+        grace_period=min(spec.grace_period, plan.max_epochs),
+        reduction_factor=spec.reduction_factor,
+    )
+
+
+def _trial_dirname(trial) -> str:
+    return f"{trial.config['variant']}-s{trial.config['seed']}-{trial.trial_id}"
+
+
+def build_tuner(plan: SweepPlan, *, resume: bool, max_concurrent: int | None) -> tune.Tuner:
+    space = plan.space
+    meta = {"sweep": plan.name, "space": space.name, "fidelity": plan.fidelity}
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            run_trial, configs=plan.configs, runs_dir=str(plan.runs_dir), meta=meta
+        ),
+        {"cpu": TRIAL_DRIVER_CPU},
+    )
+    if resume:
+        # Finished trials keep their results; unfinished and errored ones run again (their
+        # TorchTrainer finds its own checkpoint and continues from it).
+        return tune.Tuner.restore(
+            str(plan.experiment_dir), trainable, resume_unfinished=True, resume_errored=True
+        )
+    param_space: dict[str, Any] = {
+        "variant": tune.grid_search(list(plan.configs)),
+        "seed": tune.grid_search(space.seeds),
+    }
+    if space.search:
+        param_space["search"] = {key: d.to_tune() for key, d in space.search.items()}
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=space.metric,
+            mode=space.mode,
+            scheduler=_scheduler(plan),
+            num_samples=plan.num_samples,
+            max_concurrent_trials=concurrency(plan, max_concurrent),
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.name,
+            storage_path=str(plan.experiment_dir.parent),
+            failure_config=tune.FailureConfig(max_failures=space.max_trial_failures),
+        ),
+    )
+
+
+def check_resume_state(plan: SweepPlan, resume: bool) -> None:
+    exists = tune.Tuner.can_restore(str(plan.experiment_dir))
+    if resume and not exists:
+        raise ConfigError(f"--resume: no sweep to resume at {plan.experiment_dir}")
+    if not resume and exists:
+        raise ConfigError(
+            f"--name: a sweep already exists at {plan.experiment_dir}; "
+            "continue it with --resume or choose another --name"
+        )
+
+
+def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
+    """One line of the final table, from Tune's result and the trial's own run files."""
+    variant, seed = result.config["variant"], result.config["seed"]
+    run_dir = plan.runs_dir / Path(result.path).name
+    history = read_history(run_dir)
+    vals = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
+    epochs, target = (history[-1]["epoch"] if history else 0), plan.configs[variant]["epochs"]
+    if result.error:
+        status = "failed: " + str(result.error).strip().splitlines()[-1][:120]
+    else:
+        status = "stopped early" if epochs < target else "ok"
+    run = read_json(run_dir / RUN_FILE)
+    return {
+        "variant": variant,
+        "seed": seed,
+        "status": status,
+        "epochs": f"{epochs}/{target}" + ("*" if status == "stopped early" else ""),
+        "best_val_accuracy": max(vals) if vals else None,
+        "final_val_accuracy": vals[-1] if vals else None,
+        "test_accuracy": history[-1].get("test_accuracy") if history else None,
+        "wall_seconds": run.get("wall_seconds"),
+        "run_dir": str(run_dir),
+    }
+
+
+def read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):
+    """Run (or resume) the sweep; returns the final table's rows, also saved as JSON."""
+    res = plan.resources
+    ensure_ray(need_gpus=res.workers_per_trial * res.gpus_per_worker)
+    check_resume_state(plan, resume)
+    concurrency(plan, max_concurrent)  # fail now, not inside Tune, if a trial cannot fit
+    write_plan(plan)
+    grid = build_tuner(plan, resume=resume, max_concurrent=max_concurrent).fit()
+    rows = sorted((trial_row(plan, r) for r in grid), key=lambda r: (r["variant"], r["seed"]))
+    write_json_atomically(plan.experiment_dir / RESULTS_FILE, rows)
+    return rows
