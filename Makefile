@@ -18,10 +18,14 @@ $(BIN)/deepnets: pyproject.toml
 
 venv: $(BIN)/deepnets
 
-# Until the sweep driver lands: one small 2-worker training on the embedded digits dataset.
+# The main job: the quickstart sweep (embedded digits data, no download, ~4 min on 2 cores).
+# Re-running it continues the same experiment (--resume) instead of refusing to overwrite it.
 sweep: venv
-	$(BIN)/python jobs/train.py --model resnet18 --stem small --width 0.25 --dataset digits \
-		--epochs 3 --workers 2 --batch-size 64 --output-dir runs
+	@if [ -d runs/quickstart ]; then \
+		$(BIN)/python jobs/sweep.py --space $(SPACE) --storage runs --resume; \
+	else \
+		$(BIN)/python jobs/sweep.py --space $(SPACE) --storage runs; \
+	fi
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -91,7 +91,13 @@ def with_cpu_share(cfg: TrainConfig) -> TrainConfig:
 
 
 def build_trainer(cfg: TrainConfig, callbacks=()):
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import (
+        CheckpointConfig,
+        FailureConfig,
+        LoggingConfig,
+        RunConfig,
+        ScalingConfig,
+    )
     from ray.train.torch import TorchTrainer
 
     from deepnets.worker import train_loop_per_worker
@@ -111,6 +117,10 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
             callbacks=list(callbacks),
+            # Ray Train's INFO lines repeat every report's metrics; our progress line says it once.
+            logging_config=LoggingConfig(
+                log_level=os.environ.get("DEEPNETS_RAY_LOG_LEVEL", "WARNING")
+            ),
         ),
     )
 

@@ -37,7 +37,9 @@ def report_rows() -> list[ReferenceRow]:
         for row in table["rows"]:
             settings = {k: v for k, v in row.items() if k not in ("id", "accuracy")}
             rows.append(
-                ReferenceRow(table["dataset"], table["family"], row["id"], row["accuracy"], settings)
+                ReferenceRow(
+                    table["dataset"], table["family"], row["id"], row["accuracy"], settings
+                )
             )
     return rows
 

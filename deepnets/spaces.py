@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from deepnets.config import Strict, TrainConfig, read_yaml_mapping, set_dotted, validate_train_config
+from deepnets.config import (
+    Strict,
+    TrainConfig,
+    read_yaml_mapping,
+    set_dotted,
+    validate_train_config,
+)
 from deepnets.errors import ConfigError, format_validation_error
 
 ID_PATTERN = r"^[A-Za-z0-9._-]+$"

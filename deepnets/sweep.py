@@ -143,7 +143,8 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
         status = "failed: " + str(result.error).strip().splitlines()[-1][:120]
     else:
         status = "stopped early" if epochs < target else "ok"
-    run = read_json(run_dir / RUN_FILE)
+    wall = (result.metrics or {}).get("time_total_s")
+    finish_run_record(run_dir, status, wall)
     return {
         "variant": variant,
         "seed": seed,
@@ -152,15 +153,20 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
         "best_val_accuracy": max(vals) if vals else None,
         "final_val_accuracy": vals[-1] if vals else None,
         "test_accuracy": history[-1].get("test_accuracy") if history else None,
-        "wall_seconds": run.get("wall_seconds"),
+        "wall_seconds": wall,
         "run_dir": str(run_dir),
     }
 
 
-def read_json(path: Path) -> dict:
+def finish_run_record(run_dir: Path, status: str, wall: float | None) -> None:
+    """Tune stops a trial at ASHA's decision or at max_t without letting fit() return, so the
+    trial's run.json still says "running": the driver records the outcome instead."""
     import json
 
-    return json.loads(path.read_text()) if path.exists() else {}
+    path = run_dir / RUN_FILE
+    if path.exists():
+        record = json.loads(path.read_text())
+        write_json_atomically(path, record | {"status": status, "wall_seconds": wall})
 
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):

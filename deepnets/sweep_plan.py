@@ -156,4 +156,6 @@ def preflight(plan: SweepPlan) -> None:
     try:
         plan.experiment_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"--storage: cannot create {plan.experiment_dir} ({err.strerror})") from None
+        raise ConfigError(
+            f"--storage: cannot create {plan.experiment_dir} ({err.strerror})"
+        ) from None

@@ -1,32 +1,38 @@
-"""Shared fixtures: one real Ray instance per test session, started on demand."""
+"""Shared fixtures: one real Ray head per test session (`ray start --head`), started on demand."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 # Token auth on, set before any test module imports ray: ray caches its auth mode at import, and
 # a process that cached "disabled" cannot talk to the token-protected cluster it starts.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from raycluster import RayHead, start_head  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def ray_session(tmp_path_factory):
-    """A local Ray instance with 2 CPUs, its own temp dir, the dashboard on loopback.
+def ray_head() -> RayHead:
+    """A 2-CPU Ray head on free ports with its own temp dir; stopped (by pid) at the end.
 
-    Started once: on 2 cores each start costs seconds, and Train's placement-group cleaner
-    needs the dashboard's state API."""
+    One per session: on 2 cores a start costs ~10 s. In-process tests and `ray job submit`
+    tests share it, so there is only ever one Ray cluster on the machine."""
+    head = start_head(num_cpus=2)
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_head):
+    """This test process connected to the session's Ray head."""
     import ray
 
-    temp_dir = tmp_path_factory.mktemp("ray")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        dashboard_port=None,
-        _temp_dir=str(temp_dir),
-    )
+    ray.init(address=ray_head.gcs_address)
     yield ray
     ray.shutdown()
 

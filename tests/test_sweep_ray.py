@@ -1,0 +1,162 @@
+"""Real sweeps on the session's Ray head: ASHA pruning, `ray job submit`, interrupt + resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deepnets.runlog import read_history
+from deepnets.sweep_plan import plan_sweep
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+ASHA_SPACE = """
+name: asha-test
+base:
+  data: {dataset: digits, train_subset: 400, test_subset: 100, val_fraction: 0.25}
+  model: {name: resnet18, options: {stem: small, width: 0.25}}
+  optim: {name: adam, lr: 0.003}
+  epochs: 4
+  global_batch_size: 32
+variants:
+  - {id: good-adam}
+  - {id: good-sgd, overrides: {optim: {name: sgd, lr: 0.03, momentum: 0.9}}}
+  - {id: bad-lr10, overrides: {optim: {name: sgd, lr: 10.0}}}
+scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+"""
+
+
+def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_path):
+    from deepnets.sweep import run_sweep
+
+    space = tmp_path / "asha.yaml"
+    space.write_text(ASHA_SPACE)
+    plan = plan_sweep(space, fidelity=None, storage=str(tmp_path / "exp"), name=None)
+    # One trial at a time, bad one last: ASHA compares it with the two finished rung entries.
+    rows = {r["variant"]: r for r in run_sweep(plan, max_concurrent=1)}
+    assert rows["bad-lr10"]["status"] == "stopped early"
+    assert rows["bad-lr10"]["epochs"] == "1/4*"  # stopped at the grace period, epoch 1
+    assert any(rows[v]["epochs"] == "4/4" for v in ("good-adam", "good-sgd"))
+    bad_run = Path(rows["bad-lr10"]["run_dir"])
+    assert [r["epoch"] for r in read_history(bad_run)] == [1]
+    assert json.loads((plan.experiment_dir / "sweep_results.json").read_text())
+
+
+def _ray(head, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), *args],
+        env=head.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+EXCLUDES = json.dumps(
+    {
+        "excludes": [
+            ".venv",
+            ".git",
+            "runs",
+            "reports",
+            "__pycache__",
+            ".pytest_cache",
+            ".ruff_cache",
+        ]
+    }
+)
+
+
+def test_ray_job_submit_runs_the_sweep(ray_head, ray_session, tmp_path):
+    storage = tmp_path / "jobs"
+    submitted = _ray(
+        ray_head, "job", "submit", "--address", ray_head.dashboard_url,
+        "--submission-id", "deepnets-smoke", "--working-dir", ".", "--runtime-env-json", EXCLUDES,
+        "--", "python", "jobs/sweep.py", "--space", "tune_spaces/smoke.yaml",
+        "--storage", str(storage), "--name", "smoke-job",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(ray_head.dashboard_url)
+    assert client.get_job_status("deepnets-smoke") == JobStatus.SUCCEEDED
+    assert "experiment:" in client.get_job_logs("deepnets-smoke")
+    rows = json.loads((storage / "smoke-job/sweep_results.json").read_text())
+    assert sorted(r["variant"] for r in rows) == ["adam", "sgd-momentum"]
+    assert all(r["status"] == "ok" and r["epochs"] == "2/2" for r in rows)
+    for row in rows:
+        assert (Path(row["run_dir"]) / "test_report.json").exists()
+
+
+RESUME_SPACE = """
+name: resume-test
+base:
+  data: {dataset: digits, train_subset: 300, test_subset: 100, val_fraction: 0.2}
+  model: {name: resnet18, options: {stem: small, width: 0.25}}
+  epochs: 3
+  global_batch_size: 32
+variants:
+  - {id: a, overrides: {optim.lr: 0.003}}
+  - {id: b, overrides: {optim.lr: 0.002}}
+  - {id: c, overrides: {optim.lr: 0.001}}
+  - {id: d, overrides: {optim.lr: 0.0005}}
+scheduler: {type: fifo}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+"""
+
+
+def _sweep_process(head, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "jobs/sweep.py"), *args],
+        env=head.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _finished_runs(runs_dir: Path) -> list[Path]:
+    return [p.parent for p in runs_dir.glob("*/test_report.json")]
+
+
+def _collect_output(proc: subprocess.Popen) -> list[str]:
+    """Read the process's output in a thread; the list fills as lines arrive."""
+    import threading
+
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    return lines
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
+    ray_head, ray_session, tmp_path
+):
+    space = tmp_path / "resume.yaml"
+    space.write_text(RESUME_SPACE)
+    args = ["--space", str(space), "--storage", str(tmp_path), "--name", "resumable"]
+    runs = tmp_path / "resumable/runs"
+    driver = _sweep_process(ray_head, *args, "--max-concurrent", "1")
+    lines = _collect_output(driver)
+    deadline = time.monotonic() + 400
+    # Interrupt once Tune itself has recorded a trial as completed.
+    while not any("completed after" in line for line in lines) and driver.poll() is None:
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and stops
+    driver.wait(timeout=120)
+    finished_before = {p.name: (p / "metrics.jsonl").read_text() for p in _finished_runs(runs)}
+    assert 1 <= len(finished_before) < 4
+
+    resumed = _sweep_process(ray_head, *args, "--resume")
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output[-4000:]
+    rows = json.loads((tmp_path / "resumable/sweep_results.json").read_text())
+    assert sorted(r["variant"] for r in rows) == ["a", "b", "c", "d"]
+    assert all(r["status"] == "ok" for r in rows), rows
+    assert len(list(runs.iterdir())) == 4  # one run directory per trial: nothing ran twice
+    for name, metrics in finished_before.items():
+        assert (runs / name / "metrics.jsonl").read_text() == metrics  # untouched
+    for run in runs.iterdir():
+        assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
