@@ -7,6 +7,7 @@ It listens on free ports, keeps its files under its own temp dir and binds the d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -50,13 +51,12 @@ class RayHead:
     def stop(self) -> None:
         procs = self.processes()
         for proc in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
         _, alive = psutil.wait_procs(procs, timeout=15)
         for proc in alive:
-            proc.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
