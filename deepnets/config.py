@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from deepnets.errors import ConfigError, format_validation_error
+from deepnets.storage import Location
 
 
 class Strict(BaseModel):
@@ -126,7 +127,8 @@ class TrainConfig(Strict):
     aux_loss_weight: float = Field(default=0.3, ge=0.0)
     # Re-trying a failed run from its last checkpoint (a killed worker, a lost node).
     max_failures: int = Field(default=2, ge=-1)
-    output_dir: Path = Path("runs")
+    # A local (or shared) folder, or a URI: s3://bucket/runs, gs://..., file:///...
+    output_dir: str = "runs"
     # Run directory name under output_dir; None derives one from model, dataset and seed.
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
 
@@ -153,9 +155,16 @@ class TrainConfig(Strict):
     def run_name(self) -> str:
         return self.name or f"{self.model.name.replace('/', '-')}-{self.data.dataset}-s{self.seed}"
 
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _known_scheme(cls, value: Any) -> Any:
+        from deepnets.storage import check_location
+
+        return check_location(str(value), "output_dir") if isinstance(value, str | Path) else value
+
     @property
-    def run_dir(self) -> Path:
-        return self.output_dir.expanduser().resolve() / self.run_name
+    def run_dir(self) -> Location:
+        return Location(self.output_dir) / self.run_name
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -10,18 +10,24 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from deepnets import provenance
 from deepnets.config import TrainConfig
 from deepnets.data.prepare import data_root, load_datasets
 from deepnets.errors import ConfigError, DataError
-from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history, write_json_atomically
+from deepnets.runlog import (
+    RUN_FILE,
+    TEST_REPORT_FILE,
+    read_history,
+    read_json,
+    write_json_atomically,
+)
+from deepnets.storage import Location
 
 
 @dataclass
 class RunSummary:
-    run_dir: Path
+    run_dir: Location
     epochs_done: int
     test_accuracy: float | None
     best_val_accuracy: float | None
@@ -32,20 +38,18 @@ class RunSummary:
 def resolved(cfg: TrainConfig) -> TrainConfig:
     """Absolute paths: Ray workers do not share the driver's working directory."""
     data = cfg.data.model_copy(update={"root": data_root(cfg.data)})
-    return cfg.model_copy(
-        update={"output_dir": cfg.output_dir.expanduser().resolve(), "data": data}
-    )
+    return cfg.model_copy(update={"output_dir": str(Location(cfg.output_dir)), "data": data})
 
 
 def check_output_dir(cfg: TrainConfig) -> None:
     try:
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.run_dir.mkdir()
         probe = cfg.run_dir / ".write-test"
         probe.write_text("")
-        probe.unlink()
+        probe.delete()
     except OSError as err:
         raise ConfigError(
-            f"output_dir: cannot write to {cfg.output_dir} ({err.strerror})"
+            f"output_dir: cannot write to {cfg.output_dir} ({err.strerror or err})"
         ) from None
 
 
@@ -113,7 +117,7 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
         ),
         run_config=RunConfig(
             name=cfg.run_name,
-            storage_path=str(cfg.output_dir),
+            storage_path=cfg.output_dir,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
             callbacks=list(callbacks),
@@ -163,8 +167,5 @@ def fit_and_record(cfg: TrainConfig, *, extra: dict | None = None, callbacks=())
     return summarise(cfg, wall, error)
 
 
-def read_test_report(run_dir: Path) -> dict | None:
-    import json
-
-    path = run_dir / TEST_REPORT_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+def read_test_report(run_dir: Location) -> dict:
+    return read_json(run_dir / TEST_REPORT_FILE)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from deepnets.storage import Location
 
 METRICS_FILE = "metrics.jsonl"
 TEST_REPORT_FILE = "test_report.json"
@@ -24,36 +26,43 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def write_json_atomically(path: Location | Path | str, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    Location(path).write_text(text)
 
 
-def write_history(run_dir: Path, history: list[dict]) -> None:
+def read_json(path: Location | Path | str) -> dict:
+    """The JSON object in `path`, or {} when the file does not exist."""
+    location = Location(path)
+    return json.loads(location.read_text()) if location.exists() else {}
+
+
+def write_history(run_dir: Location | Path | str, history: list[dict]) -> None:
     """Rewrite metrics.jsonl from the full history (atomically)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({k: _jsonable(v) for k, v in row.items()}) for row in history]
-    tmp = run_dir / f".{METRICS_FILE}.tmp{os.getpid()}"
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, run_dir / METRICS_FILE)
+    (Location(run_dir) / METRICS_FILE).write_text("".join(line + "\n" for line in lines))
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / METRICS_FILE
+def read_history(run_dir: Location | Path | str) -> list[dict]:
+    path = Location(run_dir) / METRICS_FILE
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class TensorBoardLog:
-    """tensorboardX scalars under run_dir/tb; a restart purges the steps it will redo."""
+    """tensorboardX scalars under run_dir/tb; a restart purges the steps it will redo.
 
-    def __init__(self, run_dir: Path, first_epoch: int):
+    For a run in object storage the events are written to a local folder and copied up after
+    every epoch."""
+
+    def __init__(self, run_dir: Location, first_epoch: int):
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=first_epoch)
+        self.remote = (run_dir / "tb") if run_dir.remote else None
+        local = Path(tempfile.mkdtemp(prefix="deepnets-tb-")) if self.remote else None
+        self.local = local or (run_dir / "tb").local_path
+        self.writer = SummaryWriter(str(self.local), purge_step=first_epoch)
 
     def log(self, row: dict[str, Any]) -> None:
         for key, value in row.items():
@@ -62,6 +71,8 @@ class TensorBoardLog:
                 tag = "/".join(group) if len(group) == 2 else key
                 self.writer.add_scalar(tag, value, row["epoch"])
         self.writer.flush()
+        if self.remote is not None:
+            self.remote.upload_folder(self.local)
 
     def close(self) -> None:
         self.writer.close()

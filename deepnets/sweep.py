@@ -10,7 +10,6 @@ from the cluster's resources and the space's per-trial needs.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -19,7 +18,8 @@ from ray import tune
 from deepnets.config import TrainConfig
 from deepnets.errors import ConfigError
 from deepnets.launch import ensure_ray, fit_and_record
-from deepnets.runlog import RUN_FILE, read_history, write_json_atomically
+from deepnets.runlog import RUN_FILE, read_history, read_json, write_json_atomically
+from deepnets.storage import Location
 from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
 
 TRIAL_DRIVER_CPU = 0.01
@@ -135,7 +135,7 @@ def check_resume_state(plan: SweepPlan, resume: bool) -> None:
 def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
     """One line of the final table, from Tune's result and the trial's own run files."""
     variant, seed = result.config["variant"], result.config["seed"]
-    run_dir = plan.runs_dir / Path(result.path).name
+    run_dir = plan.runs_dir / str(result.path).rstrip("/").rsplit("/", 1)[-1]
     history = read_history(run_dir)
     vals = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
     epochs, target = (history[-1]["epoch"] if history else 0), plan.configs[variant]["epochs"]
@@ -158,15 +158,12 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
     }
 
 
-def finish_run_record(run_dir: Path, status: str, wall: float | None) -> None:
+def finish_run_record(run_dir: Location, status: str, wall: float | None) -> None:
     """Tune stops a trial at ASHA's decision or at max_t without letting fit() return, so the
     trial's run.json still says "running": the driver records the outcome instead."""
-    import json
-
-    path = run_dir / RUN_FILE
-    if path.exists():
-        record = json.loads(path.read_text())
-        write_json_atomically(path, record | {"status": status, "wall_seconds": wall})
+    record = read_json(run_dir / RUN_FILE)
+    if record:
+        write_json_atomically(run_dir / RUN_FILE, record | {"status": status, "wall_seconds": wall})
 
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):

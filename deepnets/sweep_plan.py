@@ -17,6 +17,7 @@ from deepnets.config import set_dotted, validate_train_config
 from deepnets.errors import ConfigError
 from deepnets.runlog import write_json_atomically
 from deepnets.spaces import SpaceFile, load_space, pick_fidelity, validate_variants
+from deepnets.storage import Location, check_location
 
 PLAN_FILE = "sweep.json"
 
@@ -27,14 +28,14 @@ class SweepPlan:
     space_path: Path
     fidelity: str | None
     configs: dict[str, dict[str, Any]]  # variant id -> TrainConfig dict (seed not yet set)
-    experiment_dir: Path
+    experiment_dir: Location
 
     @property
     def name(self) -> str:
         return self.experiment_dir.name
 
     @property
-    def runs_dir(self) -> Path:
+    def runs_dir(self) -> Location:
         return self.experiment_dir / "runs"
 
     @property
@@ -61,15 +62,9 @@ class SweepPlan:
         return len(self.configs) * len(self.space.seeds) * grid * self.num_samples
 
 
-def check_storage(storage: str) -> Path:
-    """Local (or shared-filesystem) paths only for now; anything else is a one-line error."""
-    if "://" in storage:
-        scheme = storage.split("://", 1)[0]
-        raise ConfigError(
-            f"--storage: '{scheme}://' storage is not supported yet; use a local or "
-            "shared-filesystem path (NFS/EFS mounted on every node)"
-        )
-    return Path(storage).expanduser().resolve()
+def check_storage(storage: str) -> Location:
+    """A local / shared-filesystem path, or a URI with a scheme pyarrow (and Ray) can open."""
+    return Location(check_location(storage, "--storage"))
 
 
 def plan_sweep(space_path: Path, *, fidelity: str | None, storage: str, name: str | None):
@@ -88,7 +83,7 @@ def trial_config(plan_configs: dict, variant: str, seed: int, search: dict, runs
     tree = copy.deepcopy(plan_configs[variant])
     for key, value in search.items():
         set_dotted(tree, key, value)
-    tree |= {"seed": seed, "output_dir": runs_dir}
+    tree |= {"seed": seed, "output_dir": str(runs_dir)}
     return tree
 
 
@@ -154,8 +149,11 @@ def preflight(plan: SweepPlan) -> None:
             seen.add(key)
             load_datasets(data, seed=0)
     try:
-        plan.experiment_dir.mkdir(parents=True, exist_ok=True)
+        plan.experiment_dir.mkdir()
+        probe = plan.experiment_dir / ".write-test"
+        probe.write_text("")
+        probe.delete()
     except OSError as err:
         raise ConfigError(
-            f"--storage: cannot create {plan.experiment_dir} ({err.strerror})"
+            f"--storage: cannot write to {plan.experiment_dir} ({err.strerror or err})"
         ) from None

@@ -10,6 +10,7 @@ import pytest
 from deepnets.errors import ConfigError
 from deepnets.reference import report_rows, report_tables, table_ids
 from deepnets.spaces import load_space
+from deepnets.storage import Location
 from deepnets.sweep_plan import plan_sweep, trial_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_unknown_fidelity_and_storage_scheme(tmp_path):
     path.write_text(GOOD)
     with pytest.raises(ConfigError, match="fidelity 'gpu' is not defined"):
         plan_sweep(path, fidelity="gpu", storage=str(tmp_path), name=None)
-    with pytest.raises(ConfigError, match="'ftp://' storage is not supported"):
+    with pytest.raises(ConfigError, match="unknown storage scheme 'ftp://'"):
         plan_sweep(path, fidelity=None, storage="ftp://host/x", name=None)
 
 
@@ -136,4 +137,4 @@ def test_fidelity_scales_epochs_and_sets_resources(tmp_path):
     assert plan.configs["a"]["epochs"] == 2  # round(10 * 0.25) = 2 (banker's rounding of 2.5)
     assert plan.configs["b"]["data"]["train_subset"] == 100
     assert plan.configs["b"]["num_workers"] == 2 and plan.configs["b"]["cpus_per_worker"] == 0.5
-    assert plan.experiment_dir == tmp_path / "x"
+    assert plan.experiment_dir == Location(tmp_path / "x")

@@ -160,3 +160,71 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         assert (runs / name / "metrics.jsonl").read_text() == metrics  # untouched
     for run in runs.iterdir():
         assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
+
+
+@pytest.fixture
+def s3_server():
+    """A local S3 endpoint (moto) on loopback, with a bucket; stopped by its pid."""
+    from raycluster import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",  # moto accepts any credentials
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket_to(port):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "moto server did not start"
+            time.sleep(0.3)
+    from pyarrow import fs
+
+    s3 = fs.S3FileSystem(
+        endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="testing",
+        secret_key="testing", region="us-east-1", allow_bucket_creation=True,
+    )  # fmt: skip
+    s3.create_dir("deepnets-test")
+    yield env
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def socket_to(port: int):
+    import socket
+
+    return socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_sweep_with_s3_storage(ray_head, ray_session, s3_server, monkeypatch):
+    runtime_env = json.loads(EXCLUDES) | {"env_vars": s3_server}
+    submitted = _ray(
+        ray_head, "job", "submit", "--address", ray_head.dashboard_url,
+        "--working-dir", ".", "--runtime-env-json", json.dumps(runtime_env),
+        "--", "python", "jobs/sweep.py", "--space", "tune_spaces/smoke.yaml",
+        "--storage", "s3://deepnets-test/exp", "--name", "smoke-s3",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)
+    from deepnets.runlog import read_json
+    from deepnets.storage import Location
+
+    experiment = Location("s3://deepnets-test/exp/smoke-s3")
+    rows = json.loads((experiment / "sweep_results.json").read_text())
+    assert all(r["status"] == "ok" for r in rows) and len(rows) == 2
+    for row in rows:
+        run = Location(row["run_dir"])
+        assert run.text.startswith("s3://deepnets-test/exp/smoke-s3/runs/")
+        assert read_json(run / "test_report.json")["test_images"] == 100
+        assert [r["epoch"] for r in read_history(run)] == [1, 2]
+        names = [c.name for c in run.children()]
+        assert any(n.startswith("checkpoint_") for n in names) and "tb" in names
