@@ -1,4 +1,4 @@
-"""`deepnets train|sweep ...`: the thin command-line front over `deepnets.launch` and sweeps.
+"""`deepnets train|sweep|report ...`: the thin command-line front over training, sweeps, reports.
 
 Settings come from, in increasing priority: a YAML file (`--config`), the flags below, and
 `key=value` overrides with dotted keys (`optim.lr=0.01 model.options.batch_norm=after_relu`).
@@ -102,6 +102,7 @@ def add_sweep_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     p.add_argument("--max-concurrent", type=int, help="cap on trials running at once")
     p.add_argument("--dry-run", action="store_true", help="validate, print trials, no Ray")
+    p.add_argument("--report-dir", type=Path, help="report folder (default <experiment>/report)")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -123,7 +124,45 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(f"\nexperiment: {plan.experiment_dir}")
     print(format_table(rows, SWEEP_COLUMNS))
     print("(* stopped early by ASHA)")
+    print(f"report: {write_sweep_report(plan, args.report_dir)}")
     return 1 if any(r["status"].startswith("failed") for r in rows) else 0
+
+
+def write_sweep_report(plan, report_dir: Path | None) -> str:
+    """The aggregator's report of a finished sweep: in `report_dir`, else beside the runs in
+    `<experiment>/report/` (under `ray job submit` the working directory is a temporary copy)."""
+    import tempfile
+
+    from deepnets.results.report import build_report
+
+    remote = plan.experiment_dir.remote
+    out = report_dir or (
+        Path(tempfile.mkdtemp(prefix="deepnets-report-"))
+        if remote
+        else plan.experiment_dir.local_path / "report"
+    )
+    build_report([str(plan.experiment_dir)], out)
+    if remote and report_dir is None:
+        (plan.experiment_dir / "report").upload_folder(out)
+        return str(plan.experiment_dir / "report" / "index.html")
+    return str(out.resolve() / "index.html")
+
+
+def add_report_parser(subparsers) -> None:
+    p = subparsers.add_parser("report", help="tables, plots and index.html from experiments")
+    p.add_argument("experiments", nargs="+", help="experiment directories (local or URI)")
+    p.add_argument("--out", type=Path, required=True, help="output folder, e.g. reports/NAME")
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    from deepnets.results.report import build_report
+
+    try:
+        tables = build_report(list(args.experiments), args.out)
+    except FileNotFoundError as err:
+        raise InputError(str(err)) from None
+    print(f"report: {args.out.resolve() / 'index.html'} ({len(tables)} tables)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,10 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
     add_sweep_parser(subparsers)
+    add_report_parser(subparsers)
     return parser
 
 
-COMMANDS = {"train": run_train, "sweep": run_sweep_command}
+COMMANDS = {"train": run_train, "sweep": run_sweep_command, "report": run_report_command}
 
 
 def main(argv: list[str] | None = None) -> int:

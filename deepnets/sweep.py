@@ -18,7 +18,14 @@ from ray import tune
 from deepnets.config import TrainConfig
 from deepnets.errors import ConfigError
 from deepnets.launch import ensure_ray, fit_and_record
-from deepnets.runlog import RUN_FILE, read_history, read_json, write_json_atomically
+from deepnets.results.collect import decide_status
+from deepnets.runlog import (
+    RUN_FILE,
+    TEST_REPORT_FILE,
+    read_history,
+    read_json,
+    write_json_atomically,
+)
 from deepnets.storage import Location
 from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
 
@@ -140,9 +147,11 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
     vals = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
     epochs, target = (history[-1]["epoch"] if history else 0), plan.configs[variant]["epochs"]
     if result.error:
-        status = "failed: " + str(result.error).strip().splitlines()[-1][:120]
+        verdict = "failed: " + str(result.error).strip().splitlines()[-1][:120]
     else:
-        status = "stopped early" if epochs < target else "ok"
+        verdict = "stopped early" if epochs < target else "ok"
+    classes = len(read_json(run_dir / TEST_REPORT_FILE).get("per_class", {}).get("class_names", []))
+    status = decide_status(verdict, read_json(run_dir / RUN_FILE), history, target, classes or 10)
     wall = (result.metrics or {}).get("time_total_s")
     finish_run_record(run_dir, status, wall)
     return {

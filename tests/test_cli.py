@@ -32,6 +32,7 @@ BAD = [
     (["--dataset", "mnist", "--data-root", "/nonexistent/data", "data.download=false"], "MNIST"),
     (["--dataset", "imagefolder:/nonexistent/folder"], "does not exist"),
     (["--config", "/nonexistent/run.yaml"], "cannot read"),
+    (["output_dir=ftp://host/runs"], "unknown storage scheme 'ftp://'"),
 ]
 
 

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ASHA_SPACE = """
 name: asha-test
 base:
-  data: {dataset: digits, train_subset: 400, test_subset: 100, val_fraction: 0.25}
+  data: {dataset: digits, train_subset: 1000, test_subset: 100, val_fraction: 0.25}
   model: {name: resnet18, options: {stem: small, width: 0.25}}
   optim: {name: adam, lr: 0.003}
+  schedule: {name: none}
   epochs: 4
   global_batch_size: 32
 variants:

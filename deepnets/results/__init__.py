@@ -1,0 +1,1 @@
+"""Experiment directories -> tidy run records -> comparison tables, plots and an HTML page."""

@@ -1,0 +1,154 @@
+"""Experiment directories -> tidy run records, one per trial, whatever state the sweep is in.
+
+A record joins what each layer left on storage: the sweep's plan (`sweep.json`), the driver's
+final table (`sweep_results.json`, absent while a sweep runs or after it was killed), and each
+run's own files (`run.json`, `metrics.jsonl`, `test_report.json`). Status is decided here, once:
+`ok`, `stopped early`, `diverged at epoch k`, `failed: <reason>` or `running`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history, read_json
+from deepnets.storage import Location
+
+PLAN_FILE = "sweep.json"
+RESULTS_FILE = "sweep_results.json"
+# Accuracy below this multiple of chance (1 / classes) after training counts as "did not learn".
+CHANCE_MARGIN = 1.5
+
+
+@dataclass
+class RunRecord:
+    experiment: str
+    space: str
+    table: str | None  # "mnist-vgg" for a report space, None for free search
+    fidelity: str | None
+    variant: str
+    seed: int
+    run_dir: str
+    status: str
+    epochs_run: int
+    epochs_target: int
+    val_accuracy: float | None  # final epoch
+    best_val_accuracy: float | None
+    test_accuracy: float | None
+    wall_seconds: float | None
+    search: dict[str, Any] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list, repr=False)
+    test_report: dict = field(default_factory=dict, repr=False)
+    config: dict = field(default_factory=dict, repr=False)
+    provenance: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.status == "stopped early"
+
+    @property
+    def usable(self) -> bool:
+        """Whether its accuracy may be shown as a result (not diverged, failed or running)."""
+        return self.status in ("ok", "stopped early") and self.test_accuracy is not None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def diverged_at(history: list[dict], num_classes: int) -> int | None:
+    """First epoch of a run that never recovered: a non-finite loss, or validation accuracy
+    stuck at chance level through the final epoch."""
+    for row in history:
+        if not _finite(row.get("train_loss")) or row.get("nonfinite_steps"):
+            return row["epoch"]
+    chance = CHANCE_MARGIN / max(num_classes, 2)
+    accs = [(r["epoch"], r.get("val_accuracy", r.get("test_accuracy"))) for r in history]
+    accs = [(e, a) for e, a in accs if a is not None]
+    if not accs or accs[-1][1] >= chance:
+        return None
+    first = accs[-1][0]
+    for epoch, acc in reversed(accs):
+        if acc >= chance:
+            break
+        first = epoch
+    return first
+
+
+def decide_status(driver_status: str | None, run: dict, history, target: int, classes: int) -> str:
+    """One status per run, from the sweep driver's verdict and the run's own files."""
+    if driver_status and driver_status.startswith("failed"):
+        return driver_status
+    if run.get("status") == "failed":
+        return f"failed: {run.get('error') or 'unknown error'}"
+    epoch = diverged_at(history, classes)
+    if epoch is not None:
+        return f"diverged at epoch {epoch}"
+    done = history[-1]["epoch"] if history else 0
+    if done >= target:
+        return "ok"
+    if driver_status == "stopped early":
+        return "stopped early"
+    return "running" if driver_status is None else driver_status
+
+
+def _record(experiment: Location, plan: dict, run_dir: Location, verdicts: dict) -> RunRecord:
+    run = read_json(run_dir / RUN_FILE)
+    trial = run.get("trial", {})
+    config = run.get("config", {})
+    history = read_history(run_dir)
+    report = read_json(run_dir / TEST_REPORT_FILE)
+    space = plan.get("space", {})
+    table = space.get("report_table")
+    target = int(config.get("epochs", 0))
+    classes = len(report.get("per_class", {}).get("class_names", [])) or 10
+    status = decide_status(verdicts.get(run_dir.name), run, history, target, classes)
+    vals = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
+    return RunRecord(
+        experiment=experiment.name,
+        space=space.get("name", experiment.name),
+        table=f"{table['dataset']}-{table['family']}" if table else None,
+        fidelity=plan.get("fidelity"),
+        variant=trial.get("variant", run_dir.name),
+        seed=int(trial.get("seed", config.get("seed", 0))),
+        run_dir=str(run_dir),
+        status=status,
+        epochs_run=history[-1]["epoch"] if history else 0,
+        epochs_target=target,
+        val_accuracy=vals[-1] if vals else None,
+        best_val_accuracy=max(vals) if vals else None,
+        test_accuracy=report.get("test_accuracy"),
+        wall_seconds=run.get("wall_seconds"),
+        search=trial.get("search", {}),
+        history=history,
+        test_report=report,
+        config=config,
+        provenance=run.get("provenance", {}),
+    )
+
+
+def collect(experiment_dirs: list[str]) -> tuple[list[RunRecord], list[dict]]:
+    """(run records, sweep plans) of one or more experiment directories, in a stable order."""
+    records, plans = [], []
+    for text in experiment_dirs:
+        experiment = Location(text)
+        plan = read_json(experiment / PLAN_FILE)
+        if not plan:
+            raise FileNotFoundError(f"{experiment}: no {PLAN_FILE} (not a deepnets sweep)")
+        plans.append(plan)
+        verdicts = {
+            Location(row["run_dir"]).name: row["status"]
+            for row in _read_rows(experiment / RESULTS_FILE)
+        }
+        for run_dir in (experiment / "runs").children():
+            if (run_dir / RUN_FILE).exists():
+                records.append(_record(experiment, plan, run_dir, verdicts))
+    records.sort(key=lambda r: (r.table or "", r.space, r.variant, r.seed, r.run_dir))
+    return records, plans
+
+
+def _read_rows(location: Location) -> list[dict]:
+    import json
+
+    return json.loads(location.read_text()) if location.exists() else []
