@@ -158,7 +158,7 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
         "variant": variant,
         "seed": seed,
         "status": status,
-        "epochs": f"{epochs}/{target}" + ("*" if status == "stopped early" else ""),
+        "epochs": f"{epochs}/{target}" + ("*" if verdict == "stopped early" else ""),
         "best_val_accuracy": max(vals) if vals else None,
         "final_val_accuracy": vals[-1] if vals else None,
         "test_accuracy": history[-1].get("test_accuracy") if history else None,
