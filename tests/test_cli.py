@@ -51,3 +51,25 @@ def test_help_lists_the_flags():
     assert result.returncode == 0
     for flag in ("--model", "--dataset", "--epochs", "--width", "--stem", "--data-root"):
         assert flag in result.stdout
+
+
+def test_report_of_a_folder_that_is_not_a_sweep_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/report.py"), str(tmp_path), "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"deepnets: error: {tmp_path}: no sweep.json (not a deepnets sweep)"
+    ]
+
+
+def test_sweep_dry_run_prints_the_trials_without_ray():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/sweep.py"), "--space",
+         str(ROOT / "tune_spaces/report_mnist_vgg.yaml"), "--dry-run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "report-mnist-vgg: 9 trials [proxy]" in result.stdout
+    assert "vgg16-bn-after-relu" in result.stdout and "ray" not in result.stderr.lower()
