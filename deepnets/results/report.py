@@ -74,6 +74,8 @@ def cell(value, column: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if column == "support":
+            return str(int(value))
         if column in ("best_val_accuracy", "test_accuracy"):
             return f"{100 * value:.2f}"
         if column == "difference":
