@@ -41,18 +41,6 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
     return cfg.model_copy(update={"output_dir": str(Location(cfg.output_dir)), "data": data})
 
 
-def check_output_dir(cfg: TrainConfig) -> None:
-    try:
-        cfg.run_dir.mkdir()
-        probe = cfg.run_dir / ".write-test"
-        probe.write_text("")
-        probe.delete()
-    except OSError as err:
-        raise ConfigError(
-            f"output_dir: cannot write to {cfg.output_dir} ({err.strerror or err})"
-        ) from None
-
-
 def preflight(cfg: TrainConfig) -> None:
     """Fail in seconds, with one line, on input that would otherwise fail on the cluster."""
     data = load_datasets(cfg.data, cfg.seed)  # raises DataError; fills the tensor cache
@@ -61,7 +49,7 @@ def preflight(cfg: TrainConfig) -> None:
             f"data.train_subset: {len(data.train)} training images cannot feed "
             f"{cfg.num_workers} workers"
         )
-    check_output_dir(cfg)
+    cfg.run_dir.check_writable("output_dir")
 
 
 def ensure_ray(*, need_gpus: float = 0.0) -> None:

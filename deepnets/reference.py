@@ -26,14 +26,15 @@ class ReferenceRow:
 
 
 @cache
-def _load() -> dict[str, Any]:
+def reference_data() -> dict[str, Any]:
+    """The whole reference file: tables, per-class appendix figures, segmentation."""
     return yaml.safe_load(REFERENCE_FILE.read_text())
 
 
 def report_rows() -> list[ReferenceRow]:
     """All 40 rows, in the report's order."""
     rows = []
-    for table in _load()["tables"]:
+    for table in reference_data()["tables"]:
         for row in table["rows"]:
             settings = {k: v for k, v in row.items() if k not in ("id", "accuracy")}
             rows.append(
@@ -51,4 +52,4 @@ def table_ids(dataset: str, family: str) -> list[str]:
 
 def report_tables() -> list[tuple[str, str]]:
     """(dataset, family) of each of the six tables, in order."""
-    return [(t["dataset"], t["family"]) for t in _load()["tables"]]
+    return [(t["dataset"], t["family"]) for t in reference_data()["tables"]]

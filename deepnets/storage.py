@@ -115,6 +115,16 @@ class Location:
             filesystem, path = self._fs()
             filesystem.delete_file(path)
 
+    def check_writable(self, field: str) -> None:
+        """Create this folder and write a probe file in it, or raise a one-line ConfigError."""
+        try:
+            self.mkdir()
+            probe = self / ".write-test"
+            probe.write_text("")
+            probe.delete()
+        except OSError as err:
+            raise ConfigError(f"{field}: cannot write to {self} ({err.strerror or err})") from None
+
     def children(self) -> list[Location]:
         """The entries directly inside this folder (empty when it does not exist)."""
         if not self.remote:

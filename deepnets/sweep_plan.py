@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.config import set_dotted, validate_train_config
-from deepnets.errors import ConfigError
 from deepnets.runlog import write_json_atomically
 from deepnets.spaces import SpaceFile, load_space, pick_fidelity, validate_variants
 from deepnets.storage import Location, check_location
@@ -148,12 +147,4 @@ def preflight(plan: SweepPlan) -> None:
         if key not in seen:
             seen.add(key)
             load_datasets(data, seed=0)
-    try:
-        plan.experiment_dir.mkdir()
-        probe = plan.experiment_dir / ".write-test"
-        probe.write_text("")
-        probe.delete()
-    except OSError as err:
-        raise ConfigError(
-            f"--storage: cannot write to {plan.experiment_dir} ({err.strerror or err})"
-        ) from None
+    plan.experiment_dir.check_writable("--storage")

@@ -33,6 +33,7 @@ BAD = [
     (["--dataset", "imagefolder:/nonexistent/folder"], "does not exist"),
     (["--config", "/nonexistent/run.yaml"], "cannot read"),
     (["output_dir=ftp://host/runs"], "unknown storage scheme 'ftp://'"),
+    (["output_dir=/proc/deepnets-cannot-write"], "output_dir: cannot write to /proc/"),
 ]
 
 

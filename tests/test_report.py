@@ -152,3 +152,5 @@ def test_divergence_is_nonfinite_loss_or_chance_accuracy_to_the_end():
     assert diverged_at(stuck, 10) == 2
     recovered = stuck + [{"epoch": 4, "train_loss": 1.0, "val_accuracy": 0.6}]
     assert diverged_at(recovered, 10) is None
+    assert diverged_at(stuck, 10, finished=False) is None  # cut short by ASHA: not judged
+    assert diverged_at(nan, 10, finished=False) == 2

@@ -57,12 +57,15 @@ def _finite(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-def diverged_at(history: list[dict], num_classes: int) -> int | None:
-    """First epoch of a run that never recovered: a non-finite loss, or validation accuracy
-    stuck at chance level through the final epoch."""
+def diverged_at(history: list[dict], num_classes: int, *, finished: bool = True) -> int | None:
+    """First epoch of a run that never recovered: a non-finite loss, or (for a run that trained
+    all its epochs) validation accuracy stuck at chance level through the final epoch. A run
+    cut short by ASHA at chance level had not finished learning: it is "stopped early"."""
     for row in history:
         if not _finite(row.get("train_loss")) or row.get("nonfinite_steps"):
             return row["epoch"]
+    if not finished:
+        return None
     chance = CHANCE_MARGIN / max(num_classes, 2)
     accs = [(r["epoch"], r.get("val_accuracy", r.get("test_accuracy"))) for r in history]
     accs = [(e, a) for e, a in accs if a is not None]
@@ -77,15 +80,18 @@ def diverged_at(history: list[dict], num_classes: int) -> int | None:
 
 
 def decide_status(driver_status: str | None, run: dict, history, target: int, classes: int) -> str:
-    """One status per run, from the sweep driver's verdict and the run's own files."""
+    """One status per run, from the sweep driver's verdict and the run's own files.
+
+    Tune's verdict wins where there is one: when Tune stops a trial (ASHA, or its last epoch) the
+    trial's `fit()` is cut off and its run.json may say "failed" although nothing went wrong."""
     if driver_status and driver_status.startswith("failed"):
         return driver_status
-    if run.get("status") == "failed":
+    if driver_status is None and run.get("status") == "failed":
         return f"failed: {run.get('error') or 'unknown error'}"
-    epoch = diverged_at(history, classes)
+    done = history[-1]["epoch"] if history else 0
+    epoch = diverged_at(history, classes, finished=done >= target)
     if epoch is not None:
         return f"diverged at epoch {epoch}"
-    done = history[-1]["epoch"] if history else 0
     if done >= target:
         return "ok"
     if driver_status == "stopped early":

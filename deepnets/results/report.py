@@ -14,8 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deepnets.reference import _load as reference_data
-from deepnets.reference import report_tables
+from deepnets.reference import reference_data, report_tables
 from deepnets.results.collect import RunRecord, collect
 from deepnets.results.tables import report_table_rows, search_table_rows
 

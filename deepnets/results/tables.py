@@ -97,7 +97,7 @@ def provenance_of(runs: list[RunRecord]) -> dict[str, str]:
         return ", ".join(found) or "-"
 
     return {
-        "git_commit": values(lambda r: r.provenance.get("git_commit", "")[:12]),
+        "git_commit": values(lambda r: _short_commit(r.provenance.get("git_commit", ""))),
         "versions": values(lambda r: _versions(r.provenance.get("versions", {}))),
         "device": values(lambda r: r.test_report.get("device")),
         "workers": values(lambda r: r.config.get("num_workers")),
@@ -107,6 +107,11 @@ def provenance_of(runs: list[RunRecord]) -> dict[str, str]:
         "fidelity": values(lambda r: r.fidelity),
         "seeds": values(lambda r: r.seed),
     }
+
+
+def _short_commit(commit: str) -> str:
+    """12 hex digits, keeping the '-dirty' mark of a run made with uncommitted changes."""
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 def _versions(versions: dict) -> str:
