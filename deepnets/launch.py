@@ -94,6 +94,9 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
 
     from deepnets.worker import train_loop_per_worker
 
+    # A worker group may wait for CPUs a finishing run still holds; Train's 60 s default then
+    # fails (and retries) good runs on a busy small machine. Propagated to Train's controller.
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = cfg.gpus_per_worker

@@ -10,7 +10,6 @@ from the cluster's resources and the space's per-trial needs.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import ray
@@ -38,9 +37,6 @@ def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dic
     """One Tune trial: the variant's TrainConfig with this trial's seed and sampled values."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    # Worker groups of a trial may wait for the CPUs of the trial that just ended; Train's
-    # 60 s default then fails (and retries) perfectly good trials on a busy 2-core machine.
-    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
     trial_id = tune.get_context().get_trial_id()
     variant, seed, search = config["variant"], config["seed"], config.get("search", {})
     tree = trial_config(configs, variant, seed, search, runs_dir)
