@@ -17,9 +17,7 @@ from deepnets.data.prepare import data_root, load_datasets
 from deepnets.errors import ConfigError, DataError
 from deepnets.runlog import (
     RUN_FILE,
-    TEST_REPORT_FILE,
     read_history,
-    read_json,
     write_json_atomically,
 )
 from deepnets.storage import Location
@@ -156,7 +154,3 @@ def fit_and_record(cfg: TrainConfig, *, extra: dict | None = None, callbacks=())
             record | {"status": status, "error": error, "wall_seconds": wall},
         )
     return summarise(cfg, wall, error)
-
-
-def read_test_report(run_dir: Location) -> dict:
-    return read_json(run_dir / TEST_REPORT_FILE)

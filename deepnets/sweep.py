@@ -180,9 +180,9 @@ def finish_run_record(run_dir: Location, status: str, wall: float | None) -> Non
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):
     """Run (or resume) the sweep; returns the final table's rows, also saved as JSON."""
+    check_resume_state(plan, resume)  # before Ray starts: a wrong --name costs nothing
     res = plan.resources
     ensure_ray(need_gpus=res.workers_per_trial * res.gpus_per_worker)
-    check_resume_state(plan, resume)
     concurrency(plan, max_concurrent)  # fail now, not inside Tune, if a trial cannot fit
     write_plan(plan)
     grid = build_tuner(plan, resume=resume, max_concurrent=max_concurrent).fit()

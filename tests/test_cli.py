@@ -74,3 +74,25 @@ def test_sweep_dry_run_prints_the_trials_without_ray():
     assert result.returncode == 0, result.stderr
     assert "report-mnist-vgg: 9 trials [proxy]" in result.stdout
     assert "vgg16-bn-after-relu" in result.stdout and "ray" not in result.stderr.lower()
+
+
+def _sweep(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "jobs/sweep.py"),
+         "--space", str(ROOT / "tune_spaces/smoke.yaml"), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_sweep_refuses_to_overwrite_or_resume_nothing_before_ray(tmp_path):
+    result = _sweep("--storage", str(tmp_path), "--resume")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"deepnets: error: --resume: no sweep to resume at {tmp_path / 'smoke'}"
+    ]
+    (tmp_path / "smoke").mkdir(exist_ok=True)
+    (tmp_path / "smoke" / "tuner.pkl").write_bytes(b"")  # what Tune leaves in an experiment
+    result = _sweep("--storage", str(tmp_path))
+    assert result.returncode == 2
+    assert "a sweep already exists" in result.stderr and "--resume" in result.stderr
+    assert "Started a local Ray instance" not in result.stdout + result.stderr
