@@ -116,6 +116,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(format_table(trial_rows(plan), PLAN_COLUMNS))
     if args.dry_run:
         return 0
+    warn_if_storage_is_temporary(args.storage)
     resolve_paths(plan)
     preflight(plan)
     from deepnets.sweep import run_sweep
@@ -126,6 +127,20 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print("(* stopped early by ASHA)")
     print(f"report: {write_sweep_report(plan, args.report_dir)}")
     return 1 if any(r["status"].startswith("failed") for r in rows) else 0
+
+
+def warn_if_storage_is_temporary(storage: str) -> None:
+    """Under `ray job submit` a relative --storage lands in the job's copy of the working
+    directory, which Ray deletes with the job."""
+    import os
+
+    submitted = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+    if submitted and "://" not in storage and not Path(storage).expanduser().is_absolute():
+        print(
+            f"deepnets: warning: --storage '{storage}' is inside the job's temporary working "
+            "directory; pass an absolute shared path or a URI to keep the results",
+            file=sys.stderr,
+        )
 
 
 def write_sweep_report(plan, report_dir: Path | None) -> str:
