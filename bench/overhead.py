@@ -1,0 +1,130 @@
+"""Training throughput, steady state: a bare PyTorch loop vs the deepnets engine vs Ray Train.
+
+Same model (ResNet18, width 0.25, small stem), same data (the embedded digits, 28x28), same
+batch (64), same optimizer (Adam) and the same threads (all cores) in all three; the first
+epoch of each is a warm-up and is not counted. Prints images/s and the ratios to the bare loop.
+
+    python bench/overhead.py [--epochs 6]
+
+Targets (issue 5): engine >= 0.98x bare, through Ray Train >= 0.95x bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from deepnets.config import DataConfig, OptimConfig, load_config  # noqa: E402
+from deepnets.data import load_datasets, make_loader  # noqa: E402
+from deepnets.engine import train_one_epoch  # noqa: E402
+from deepnets.models import create_model  # noqa: E402
+from deepnets.optim import build_optimizer  # noqa: E402
+
+BATCH = 64
+MODEL = {"name": "resnet18", "stem": "small", "width": 0.25}
+
+
+def digits():
+    """The digits training split (1,437 images): the same epoch for all three paths."""
+    return load_datasets(DataConfig(dataset="digits", val_fraction=0.0), seed=0)
+
+
+def fresh_model():
+    torch.manual_seed(0)
+    options = {k: v for k, v in MODEL.items() if k != "name"}
+    return create_model(MODEL["name"], num_classes=10, in_chans=1, **options)
+
+
+def bare_loop(data, epochs: int) -> list[float]:
+    """The textbook loop: shuffle, slice, normalise, forward, backward, step."""
+    model, loss_fn = fresh_model(), nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images, labels = data.train.images, data.train.labels
+    mean, std = data.mean.view(1, -1, 1, 1), data.std.view(1, -1, 1, 1)
+    rates = []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(labels))
+        steps = len(labels) // BATCH
+        start = time.perf_counter()
+        for step in range(steps):
+            index = order[step * BATCH : (step + 1) * BATCH]
+            x = (images[index].float() / 255.0 - mean) / std
+            loss = loss_fn(model(x), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        rates.append(steps * BATCH / (time.perf_counter() - start))
+    return rates
+
+
+def engine_loop(data, epochs: int) -> list[float]:
+    model = fresh_model()
+    optimizer = build_optimizer(model.parameters(), OptimConfig(name="adam", lr=1e-3))
+    cfg = DataConfig(dataset="digits", val_fraction=0.0)
+    loader = make_loader(data, data.train, cfg, batch_size=BATCH, train=True, seed=0)
+    rates = []
+    for epoch in range(epochs):
+        loader.set_epoch(epoch)
+        counts, seconds = train_one_epoch(model, loader, optimizer, criterion=nn.CrossEntropyLoss())
+        rates.append(counts.count / seconds)
+    return rates
+
+
+def ray_train(epochs: int, threads: int) -> list[float]:
+    """One TorchTrainer worker holding every core; images/s from the run's own epoch log."""
+    from deepnets.launch import run_training
+    from deepnets.runlog import read_history
+
+    out = tempfile.mkdtemp(prefix="deepnets-bench-")
+    options = [f"model.options.{k}={v}" for k, v in MODEL.items() if k != "name"]
+    cfg = load_config(
+        None,
+        [
+            f"model.name={MODEL['name']}", *options, "data.dataset=digits",
+            "data.val_fraction=0.0", f"epochs={epochs}", f"global_batch_size={BATCH}",
+            "schedule.name=none", f"cpus_per_worker={threads}", f"output_dir={out}",
+            "name=overhead",
+        ],
+    )  # fmt: skip
+    summary = run_training(cfg)
+    return [row["images_per_second"] for row in read_history(summary.run_dir)]
+
+
+def steady(rates: list[float]) -> float:
+    return statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6, help="the first is a warm-up")
+    args = parser.parse_args()
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    data = digits()
+    results = {
+        "bare PyTorch loop": steady(bare_loop(data, args.epochs)),
+        "deepnets engine": steady(engine_loop(data, args.epochs)),
+        "Ray Train, 1 worker": steady(ray_train(args.epochs, threads)),
+    }
+    bare = results["bare PyTorch loop"]
+    print(
+        f"\nthreads {threads}, batch {BATCH}, {len(data.train)} images/epoch, median of epochs 2.."
+    )
+    print(f"{'path':<22}{'images/s':>10}{'x bare':>9}")
+    for name, rate in results.items():
+        print(f"{name:<22}{rate:>10.0f}{rate / bare:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
