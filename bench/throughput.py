@@ -1,0 +1,109 @@
+"""Train and eval images/s of the report's models at 28x28 (1 channel) and 32x32 (3 channels).
+
+For each model and input shape: channels_last off and on; on a GPU also bf16 autocast and
+`torch.compile`. Small-image stems; width 0.25 on a CPU (full width takes minutes per model
+there), 1.0 on a GPU unless --width says otherwise.
+
+    python bench/throughput.py [--width W] [--batch 64] [--steps 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from deepnets.engine import autocast, compute_loss  # noqa: E402
+from deepnets.models import create_model  # noqa: E402
+
+REPORT_MODELS = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet101", "googlenet")
+SHAPES = {"28x28x1": (1, 28, 28), "32x32x3": (3, 32, 32)}
+
+
+def variants(device: torch.device) -> list[dict]:
+    runs = [{"channels_last": False}, {"channels_last": True}]
+    if device.type == "cuda":
+        runs += [
+            {"channels_last": True, "precision": "bf16"},
+            {"channels_last": True, "precision": "bf16", "compile": True},
+        ]
+    return runs
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    name, shape, width, batch, steps, device, channels_last, precision="fp32", compile=False
+):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=shape[0], stem="small", width=width)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=fmt)
+    net = torch.compile(model) if compile else model
+    x = torch.randn(batch, *shape, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch,), device=device)
+    optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss()
+
+    def train_step():
+        with autocast(device, precision):
+            loss, _ = compute_loss(net(x), y, loss_fn, 0.3)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def eval_step():
+        with torch.no_grad(), autocast(device, precision):
+            net(x)
+
+    rates = []
+    for mode, step in (("train", train_step), ("eval", eval_step)):
+        net.train(mode == "train")
+        for _ in range(2):  # warm-up (and compilation)
+            step()
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync(device)
+        rates.append(steps * batch / (time.perf_counter() - start))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=float)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    width = args.width or (1.0 if device.type == "cuda" else 0.25)
+    print(f"device {device}, width {width}, batch {args.batch}; images/s (train / eval)")
+    header = "".join(f"{_label(v):>24}" for v in variants(device))
+    for shape_name, shape in SHAPES.items():
+        print(f"\n{shape_name:<12}{header}")
+        for name in REPORT_MODELS:
+            cells = [
+                measure(name, shape, width, args.batch, args.steps, device, **v)
+                for v in variants(device)
+            ]
+            print(f"{name:<12}" + "".join(f"{t:>11.0f} / {e:<10.0f}" for t, e in cells))
+
+
+def _label(variant: dict) -> str:
+    parts = ["channels_last" if variant["channels_last"] else "NCHW"]
+    parts += [variant["precision"]] if "precision" in variant else []
+    parts += ["compile"] if variant.get("compile") else []
+    return "+".join(parts)
+
+
+if __name__ == "__main__":
+    main()
