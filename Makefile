@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # torch/torchvision pinned to the releases this project is tested with (pyproject admits a range).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 SPACE ?= tune_spaces/quickstart.yaml
+NAME ?= $(basename $(notdir $(SPACE)))
 PYTEST_ARGS ?=
 
 .PHONY: venv sweep train test test-fast lint format clean
@@ -21,10 +22,10 @@ venv: $(BIN)/deepnets
 # The main job: the quickstart sweep (embedded digits data, no download, ~4 min on 2 cores).
 # Re-running it continues the same experiment (--resume) instead of refusing to overwrite it.
 sweep: venv
-	@if [ -d runs/quickstart ]; then \
-		$(BIN)/python jobs/sweep.py --space $(SPACE) --storage runs --resume; \
+	@if [ -f runs/$(NAME)/tuner.pkl ]; then \
+		$(BIN)/python jobs/sweep.py --space $(SPACE) --storage runs --name $(NAME) --resume; \
 	else \
-		$(BIN)/python jobs/sweep.py --space $(SPACE) --storage runs; \
+		$(BIN)/python jobs/sweep.py --space $(SPACE) --storage runs --name $(NAME); \
 	fi
 
 test: venv

@@ -31,6 +31,8 @@ def training_state(model, optimizer, scheduler, scaler, epoch: int, history: lis
     """Everything needed to continue after `epoch` exactly where training left off."""
     return {
         "epoch": epoch,
+        # The schedule's length: resuming with another number of epochs redraws the schedule.
+        "schedule_total_steps": getattr(scheduler, "total_steps_planned", None),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -40,13 +42,30 @@ def training_state(model, optimizer, scheduler, scaler, epoch: int, history: lis
 
 
 def restore_training_state(state: dict, model, optimizer, scheduler, scaler) -> tuple[int, list]:
-    """Load a `training_state` into live objects; returns (last finished epoch, history)."""
+    """Load a `training_state` into live objects; returns (last finished epoch, history).
+
+    If the run now has a different length than when it was saved (more --epochs), the fresh
+    scheduler is advanced to the same step instead of loading the old one, whose length (and,
+    for one-cycle, whose step limit) belongs to the old plan."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    if state.get("schedule_total_steps") == getattr(scheduler, "total_steps_planned", None):
+        scheduler.load_state_dict(state["scheduler"])
+    else:
+        advance(scheduler, state["scheduler"]["last_epoch"])
     if scaler is not None and state["scaler"]:
         scaler.load_state_dict(state["scaler"])
     return int(state["epoch"]), list(state["history"])
+
+
+def advance(scheduler, steps: int) -> None:
+    """Step a fresh scheduler `steps` times (no optimizer step: silence torch's order warning)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(steps):
+            scheduler.step()
 
 
 def latest_checkpoint_dir(run_dir: Path) -> Path | None:

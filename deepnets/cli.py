@@ -59,13 +59,19 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ray.train import TrainingFailedError
+
     from deepnets.config import load_config
     from deepnets.launch import run_training
 
     cfg = load_config(args.config, train_overrides(args))
-    summary = run_training(cfg)
+    try:
+        summary = run_training(cfg)
+    except TrainingFailedError as err:
+        print(f"deepnets: training failed: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
     print(format_summary(summary))
-    return 1 if summary.error else 0
+    return 0
 
 
 def format_summary(summary) -> str:
@@ -77,8 +83,6 @@ def format_summary(summary) -> str:
         f"epochs: {summary.epochs_done}   best val acc: {pct(summary.best_val_accuracy)}   "
         f"test acc: {pct(summary.test_accuracy)}   wall: {summary.wall_seconds:.1f}s",
     ]
-    if summary.error:
-        lines.append(f"FAILED: {summary.error}")
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from deepnets import provenance
 from deepnets.config import TrainConfig
-from deepnets.data.prepare import data_root, load_datasets
+from deepnets.data.prepare import absolute_dataset, data_root, load_datasets
 from deepnets.errors import ConfigError, DataError
 from deepnets.runlog import (
     RUN_FILE,
@@ -35,7 +35,9 @@ class RunSummary:
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
     """Absolute paths: Ray workers do not share the driver's working directory."""
-    data = cfg.data.model_copy(update={"root": data_root(cfg.data)})
+    data = cfg.data.model_copy(
+        update={"root": data_root(cfg.data), "dataset": absolute_dataset(cfg.data.dataset)}
+    )
     return cfg.model_copy(update={"output_dir": str(Location(cfg.output_dir)), "data": data})
 
 
@@ -141,10 +143,9 @@ def fit_and_record(cfg: TrainConfig, *, extra: dict | None = None, callbacks=())
     write_json_atomically(cfg.run_dir / RUN_FILE, record | {"status": "running"})
     start, error = time.perf_counter(), None
     try:
-        result = build_trainer(cfg, callbacks).fit()
-        error = str(result.error) if result.error else None
-    except Exception as err:  # a TrainingFailedError: keep the record, then re-raise
-        error = f"{type(err).__name__}: {err}".splitlines()[0]
+        build_trainer(cfg, callbacks).fit()  # raises when training fails
+    except BaseException as err:  # a TrainingFailedError, or Ctrl-C: record it, then re-raise
+        error = (f"{type(err).__name__}: {err}".splitlines() or ["interrupted"])[0]
         raise
     finally:
         wall = time.perf_counter() - start

@@ -44,6 +44,13 @@ def lr_multiplier(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, *, epochs: int, steps_per_epoch: int
 ) -> LRScheduler:
+    """The schedule, tagged with the total number of steps it was planned for."""
+    scheduler = _scheduler(optimizer, cfg, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    scheduler.total_steps_planned = epochs * steps_per_epoch
+    return scheduler
+
+
+def _scheduler(optimizer, cfg: ScheduleConfig, *, epochs: int, steps_per_epoch: int):
     if cfg.name == "onecycle":
         # One-cycle's own warm-up is its rising phase; warmup_epochs sets its length if given.
         rise = cfg.warmup_epochs / epochs if cfg.warmup_epochs else 0.3

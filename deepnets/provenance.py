@@ -12,7 +12,12 @@ PACKAGES = ("deepnets", "torch", "torchvision", "ray", "timm", "scikit-learn", "
 
 
 def git_commit(start: Path | None = None) -> str:
-    """`<sha>` or `<sha>-dirty` of the checkout holding this package, `unknown` outside git."""
+    """`<sha>` or `<sha>-dirty` of the checkout holding this package, `unknown` outside git.
+
+    DEEPNETS_GIT_COMMIT wins: `ray job submit` uploads the working tree without .git, so the
+    submitter passes the commit in the job's runtime environment."""
+    if os.environ.get("DEEPNETS_GIT_COMMIT"):
+        return os.environ["DEEPNETS_GIT_COMMIT"]
     where = start or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(
@@ -49,5 +54,5 @@ def machine() -> dict[str, str | int]:
 
 
 def collect() -> dict:
-    """Everything above, gathered in the driver (workers may run from a copy without .git)."""
+    """Everything above, for a run's record (written by the process that starts the run)."""
     return {"git_commit": git_commit(), "versions": package_versions(), "machine": machine()}

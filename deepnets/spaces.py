@@ -209,7 +209,12 @@ def validate_variants(space: SpaceFile, fidelity: Fidelity, source: str) -> dict
     configs = {}
     for variant in variants:
         tree = variant_config(space, fidelity, variant.overrides)
-        validate_train_config(tree, f"{source} variant {variant.id}")
+        cfg = validate_train_config(tree, f"{source} variant {variant.id}")
+        if space.metric.startswith("val_") and cfg.data.val_fraction == 0:
+            raise ConfigError(
+                f"{source} variant {variant.id}: metric {space.metric} needs a validation "
+                "split, but data.val_fraction is 0"
+            )
         for key, domain in space.search.items():
             for value in domain.extremes():
                 trial = _apply(copy.deepcopy(tree), {key: value})

@@ -128,11 +128,12 @@ def write_plan(plan: SweepPlan) -> None:
 def resolve_paths(plan: SweepPlan) -> None:
     """Absolute data roots in every config: trial workers do not run in this directory."""
     from deepnets.config import DataConfig
-    from deepnets.data.prepare import data_root
+    from deepnets.data.prepare import absolute_dataset, data_root
 
     for tree in plan.configs.values():
         data = tree.setdefault("data", {})
         data["root"] = str(data_root(DataConfig.model_validate(data)))
+        data["dataset"] = absolute_dataset(data.get("dataset", DataConfig().dataset))
 
 
 def preflight(plan: SweepPlan) -> None:

@@ -64,6 +64,14 @@ def epoch_row(epoch, lr, train: Counts, seconds: float, val: Counts | None) -> d
     return row
 
 
+def sync_buffers(model: nn.Module) -> None:
+    """Give every rank rank 0's BatchNorm statistics before evaluating: DDP copies them at the
+    start of each training forward, then each rank updates its own from its own batch."""
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        for buffer in unwrap(model).buffers():
+            torch.distributed.broadcast(buffer, src=0)
+
+
 def save_checkpoint(state: dict, metrics: dict) -> None:
     """Report `metrics` with a checkpoint of `state` (rank 0's call carries the files)."""
     with tempfile.TemporaryDirectory(prefix="deepnets-ckpt-") as tmp:
@@ -138,6 +146,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             aux_weight=cfg.aux_loss_weight, precision=cfg.precision, scaler=scaler,
             device=device,
         )  # fmt: skip
+        sync_buffers(model)
         val = None
         if val_batches is not None:
             val = evaluate(

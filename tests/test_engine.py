@@ -148,3 +148,29 @@ def test_counts_are_summed_across_real_processes():
     for _, loss_sum, correct, count, confusion in results:
         assert (loss_sum, correct, count) == (4.5, 3, 30)
         assert confusion == [[3, 3], [3, 3]]
+
+
+@pytest.mark.parametrize("name", ["cosine", "onecycle"])
+def test_resuming_with_more_epochs_redraws_the_schedule(tmp_path, name):
+    def build(epochs):
+        model = nn.Linear(2, 2)
+        optimizer = build_optimizer(model.parameters(), OptimConfig(name="sgd", lr=0.1))
+        cfg = ScheduleConfig(name=name)
+        return model, optimizer, build_scheduler(optimizer, cfg, epochs=epochs, steps_per_epoch=5)
+
+    model, optimizer, scheduler = build(2)
+    for _ in range(10):  # two epochs of five steps
+        optimizer.step()
+        scheduler.step()
+    save_state(tmp_path, training_state(model, optimizer, scheduler, None, 2, []))
+    model, optimizer, longer = build(4)
+    epoch, _ = restore_training_state(load_state(tmp_path), model, optimizer, longer, None)
+    assert epoch == 2 and longer.last_epoch == 10
+    _, reference_opt, reference = build(4)
+    for _ in range(10):
+        reference_opt.step()
+        reference.step()
+    assert longer.get_last_lr() == pytest.approx(reference.get_last_lr())
+    for _ in range(10):  # the remaining two epochs run without one-cycle's step-limit error
+        optimizer.step()
+        longer.step()

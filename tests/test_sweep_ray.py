@@ -76,9 +76,12 @@ EXCLUDES = json.dumps(
 
 def test_ray_job_submit_runs_the_sweep(ray_head, ray_session, tmp_path):
     storage = tmp_path / "jobs"
+    commit = "0123456789abcdef0123456789abcdef01234567"  # the submitter's `git rev-parse HEAD`
+    runtime_env = json.loads(EXCLUDES) | {"env_vars": {"DEEPNETS_GIT_COMMIT": commit}}
     submitted = _ray(
         ray_head, "job", "submit", "--address", ray_head.dashboard_url,
-        "--submission-id", "deepnets-smoke", "--working-dir", ".", "--runtime-env-json", EXCLUDES,
+        "--submission-id", "deepnets-smoke", "--working-dir", ".",
+        "--runtime-env-json", json.dumps(runtime_env),
         "--", "python", "jobs/sweep.py", "--space", "tune_spaces/smoke.yaml",
         "--storage", str(storage), "--name", "smoke-job",
     )  # fmt: skip
@@ -93,6 +96,8 @@ def test_ray_job_submit_runs_the_sweep(ray_head, ray_session, tmp_path):
     assert all(r["status"] == "ok" and r["epochs"] == "2/2" for r in rows)
     for row in rows:
         assert (Path(row["run_dir"]) / "test_report.json").exists()
+        run = json.loads((Path(row["run_dir"]) / "run.json").read_text())
+        assert run["provenance"]["git_commit"] == commit  # no .git in the uploaded copy
 
 
 RESUME_SPACE = """

@@ -25,7 +25,8 @@ def cache_dir() -> Path:
 
 
 def _fingerprint(folder: Path) -> str:
-    """Cheap change detector: the folder tree's directory mtimes, two levels deep."""
+    """Cheap change detector: modification times of the folders two levels down (class folders
+    of an image tree: adding or removing a file changes them) and sizes of the files there."""
     if not folder.is_dir():
         return "absent"
     stamps = [f"{p}:{p.stat().st_mtime_ns}" for p in sorted(folder.glob("*/*")) if p.is_dir()]

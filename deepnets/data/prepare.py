@@ -12,9 +12,16 @@ from deepnets.config import DataConfig
 from deepnets.data.augment import build_augment
 from deepnets.data.cache import cached
 from deepnets.data.loader import TensorLoader
-from deepnets.data.registry import dataset_spec, imagefolder_path
+from deepnets.data.registry import IMAGEFOLDER_PREFIX, dataset_spec, imagefolder_path
 from deepnets.data.sources import READERS, RawDataset, default_data_root, read_image_tree
 from deepnets.errors import DataError
+
+# Where each dataset's files live under the data root (what the tensor cache watches).
+SOURCE_FOLDERS = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "cifar10": "cifar-10-batches-py",
+}
 
 
 @dataclass
@@ -54,6 +61,13 @@ def data_root(cfg: DataConfig) -> Path:
     return (cfg.root or default_data_root()).expanduser().resolve()
 
 
+def absolute_dataset(name: str) -> str:
+    """`imagefolder:<absolute path>`: Ray workers run in another working directory."""
+    if name.startswith(IMAGEFOLDER_PREFIX):
+        return f"{IMAGEFOLDER_PREFIX}{imagefolder_path(name)}"
+    return name
+
+
 def read_raw(cfg: DataConfig) -> RawDataset:
     """Decoded uint8 tensors of the whole dataset, from the on-disk cache after the first time."""
     if cfg.dataset == "digits":  # embedded and decoded in milliseconds: nothing to cache
@@ -64,7 +78,12 @@ def read_raw(cfg: DataConfig) -> RawDataset:
             raise DataError(f"data.dataset: image folder {folder} does not exist")
         return cached(cfg.dataset, folder, lambda: read_image_tree(folder))
     root = data_root(cfg)
-    return cached(cfg.dataset, root, lambda: READERS[cfg.dataset](root, cfg.download))
+    source = root / SOURCE_FOLDERS[cfg.dataset]
+    if cfg.dataset == "cifar10" and not source.is_dir():
+        source = root / "cifar10-jpeg"
+    # The cache key watches the dataset's own folder, not the whole root: adding another
+    # dataset under the root must not force a minutes-long re-decode of this one.
+    return cached(cfg.dataset, source, lambda: READERS[cfg.dataset](root, cfg.download))
 
 
 def stratified_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.ndarray:
@@ -74,9 +93,12 @@ def stratified_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.n
     everything = np.arange(len(labels))
     if size is None or size >= len(labels):
         return everything
-    chosen, _ = train_test_split(
-        everything, train_size=size, stratify=labels.numpy(), random_state=seed
-    )
+    try:
+        chosen, _ = train_test_split(
+            everything, train_size=size, stratify=labels.numpy(), random_state=seed
+        )
+    except ValueError as err:  # fewer images than classes, or a class of one
+        raise DataError(f"data subset of {size}: cannot be stratified ({err})") from None
     return np.sort(chosen)
 
 
@@ -84,9 +106,15 @@ def split_off(labels: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndar
     """Stratified (keep, held_out) index arrays with `fraction` of the items held out."""
     from sklearn.model_selection import train_test_split
 
-    keep, held = train_test_split(
-        np.arange(len(labels)), test_size=fraction, stratify=labels.numpy(), random_state=seed
-    )
+    try:
+        keep, held = train_test_split(
+            np.arange(len(labels)), test_size=fraction, stratify=labels.numpy(), random_state=seed
+        )
+    except ValueError as err:  # the held-out part would have fewer images than classes
+        raise DataError(
+            f"data.val_fraction={fraction} of {len(labels)} training images cannot hold out "
+            f"every class ({err}); use more images or a larger fraction"
+        ) from None
     return np.sort(keep), np.sort(held)
 
 

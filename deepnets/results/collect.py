@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepnets.errors import InputError
 from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history, read_json
 from deepnets.storage import Location
 
@@ -137,7 +138,7 @@ def _record(experiment: Location, plan: dict, run_dir: Location, verdicts: dict)
 def collect(experiment_dirs: list[str]) -> tuple[list[RunRecord], list[dict]]:
     """(run records, sweep plans) of one or more experiment directories, in a stable order."""
     records, plans = [], []
-    for text in experiment_dirs:
+    for text in sorted({Location(text).text for text in experiment_dirs}):
         experiment = Location(text)
         plan = read_json(experiment / PLAN_FILE)
         if not plan:
@@ -150,8 +151,22 @@ def collect(experiment_dirs: list[str]) -> tuple[list[RunRecord], list[dict]]:
         for run_dir in (experiment / "runs").children():
             if (run_dir / RUN_FILE).exists():
                 records.append(_record(experiment, plan, run_dir, verdicts))
+    _refuse_repeated_seeds(records)
     records.sort(key=lambda r: (r.table or "", r.space, r.variant, r.seed, r.run_dir))
     return records, plans
+
+
+def _refuse_repeated_seeds(records: list[RunRecord]) -> None:
+    """Pooling two runs of one seed would fake a standard deviation: say which, and stop."""
+    seen: dict[tuple, str] = {}
+    for r in records:
+        key = (r.table or r.space, r.fidelity, r.variant, r.seed, tuple(sorted(r.search.items())))
+        if key in seen and r.table is not None:
+            raise InputError(
+                f"variant {r.variant} seed {r.seed} was run twice ({seen[key]} and {r.run_dir}); "
+                "report one of the experiments, or rerun one with other seeds"
+            )
+        seen[key] = r.run_dir
 
 
 def _read_rows(location: Location) -> list[dict]:

@@ -182,7 +182,7 @@ def build_report(experiment_dirs: list[str], out: Path) -> list[TableOut]:
     """Write tables, plots and index.html for `experiment_dirs` into `out`."""
     from deepnets.results.figures import write_figures, write_page
 
-    records, _ = collect(sorted(set(experiment_dirs)))
+    records, _ = collect(experiment_dirs)
     tables = group_tables(records)
     per_class = per_class_sections(tables)
     write_tables(out, tables, per_class)
