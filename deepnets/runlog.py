@@ -17,6 +17,8 @@ from deepnets.storage import Location
 METRICS_FILE = "metrics.jsonl"
 TEST_REPORT_FILE = "test_report.json"
 RUN_FILE = "run.json"
+PLAN_FILE = "sweep.json"  # in an experiment folder: the sweep's plan
+RESULTS_FILE = "sweep_results.json"  # in an experiment folder: the sweep driver's final table
 
 
 def _jsonable(value: Any) -> Any:

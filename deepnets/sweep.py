@@ -20,6 +20,7 @@ from deepnets.errors import ConfigError
 from deepnets.launch import ensure_ray, fit_and_record
 from deepnets.results.collect import decide_status
 from deepnets.runlog import (
+    RESULTS_FILE,
     RUN_FILE,
     TEST_REPORT_FILE,
     read_history,
@@ -33,7 +34,6 @@ from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
 # be empty, so it asks for 1 MiB of memory instead). With even 0.01 CPU, two 1-CPU trials on a
 # 2-CPU machine could not both place their workers.
 TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 2**20}
-RESULTS_FILE = "sweep_results.json"
 
 
 def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dict) -> None:

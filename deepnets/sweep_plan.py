@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.config import set_dotted, validate_train_config
-from deepnets.runlog import write_json_atomically
+from deepnets.runlog import PLAN_FILE, write_json_atomically
 from deepnets.spaces import SpaceFile, load_space, pick_fidelity, validate_variants
 from deepnets.storage import Location, check_location
-
-PLAN_FILE = "sweep.json"
 
 
 @dataclass

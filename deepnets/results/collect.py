@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepnets.errors import InputError
-from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history, read_json
+from deepnets.runlog import (
+    PLAN_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    TEST_REPORT_FILE,
+    read_history,
+    read_json,
+)
 from deepnets.storage import Location
 
-PLAN_FILE = "sweep.json"
-RESULTS_FILE = "sweep_results.json"
 # Accuracy below this multiple of chance (1 / classes) after training counts as "did not learn".
 CHANCE_MARGIN = 1.5
 
@@ -54,7 +59,8 @@ class RunRecord:
         return self.status in ("ok", "stopped early") and self.test_accuracy is not None
 
 
-def _finite(value) -> bool:
+def finite(value) -> bool:
+    """A real, finite number (JSON's null for a diverged loss is not)."""
     return isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -63,7 +69,7 @@ def diverged_at(history: list[dict], num_classes: int, *, finished: bool = True)
     all its epochs) validation accuracy stuck at chance level through the final epoch. A run
     cut short by ASHA at chance level had not finished learning: it is "stopped early"."""
     for row in history:
-        if not _finite(row.get("train_loss")) or row.get("nonfinite_steps"):
+        if not finite(row.get("train_loss")) or row.get("nonfinite_steps"):
             return row["epoch"]
     if not finished:
         return None

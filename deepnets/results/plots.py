@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deepnets.results.collect import RunRecord
+from deepnets.results.collect import RunRecord, finite
 
 DPI = 100
 # Beyond this many classes the per-cell counts are unreadable and only the colours are kept.
@@ -39,10 +39,6 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def _finite(value) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
 def mean_curve(records: list[RunRecord], key: str) -> tuple[list[int], list[float]]:
     """(epochs, mean of `key` over the runs with a finite value at that epoch).
 
@@ -50,7 +46,7 @@ def mean_curve(records: list[RunRecord], key: str) -> tuple[list[int], list[floa
     by_epoch: dict[int, list[float]] = defaultdict(list)
     for record in records:
         for row in record.history:
-            if _finite(row.get(key)):
+            if finite(row.get(key)):
                 by_epoch[int(row["epoch"])].append(float(row[key]))
     epochs = sorted(by_epoch)
     return epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
@@ -95,7 +91,7 @@ def _annotate_counts(axes, matrix: np.ndarray) -> None:
 
 
 def _accuracy_text(value: float | None) -> str:
-    return f"{value:.2%}" if _finite(value) else "n/a"
+    return f"{value:.2%}" if finite(value) else "n/a"
 
 
 def plot_confusion(record: RunRecord, path: Path) -> Path:
