@@ -18,6 +18,7 @@ from deepnets.errors import ConfigError, DataError
 from deepnets.runlog import (
     RUN_FILE,
     read_history,
+    val_accuracies,
     write_json_atomically,
 )
 from deepnets.storage import Location
@@ -122,7 +123,7 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
 
 def summarise(cfg: TrainConfig, wall: float, error: str | None) -> RunSummary:
     history = read_history(cfg.run_dir)
-    vals = [row["val_accuracy"] for row in history if row.get("val_accuracy") is not None]
+    vals = val_accuracies(history)
     test = history[-1].get("test_accuracy") if history else None
     epochs = history[-1]["epoch"] if history else 0
     return RunSummary(cfg.run_dir, epochs, test, max(vals) if vals else None, wall, error)

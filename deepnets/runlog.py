@@ -45,6 +45,11 @@ def write_history(run_dir: Location | Path | str, history: list[dict]) -> None:
     (Location(run_dir) / METRICS_FILE).write_text("".join(line + "\n" for line in lines))
 
 
+def val_accuracies(history: list[dict]) -> list[float]:
+    """The per-epoch validation accuracies a history recorded, in epoch order."""
+    return [row["val_accuracy"] for row in history if row.get("val_accuracy") is not None]
+
+
 def read_history(run_dir: Location | Path | str) -> list[dict]:
     path = Location(run_dir) / METRICS_FILE
     if not path.exists():

@@ -25,6 +25,7 @@ from deepnets.runlog import (
     TEST_REPORT_FILE,
     read_history,
     read_json,
+    val_accuracies,
     write_json_atomically,
 )
 from deepnets.storage import Location
@@ -148,7 +149,7 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
     variant, seed = result.config["variant"], result.config["seed"]
     run_dir = plan.runs_dir / str(result.path).rstrip("/").rsplit("/", 1)[-1]
     history = read_history(run_dir)
-    vals = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
+    vals = val_accuracies(history)
     epochs, target = (history[-1]["epoch"] if history else 0), plan.configs[variant]["epochs"]
     if result.error:
         verdict = "failed: " + str(result.error).strip().splitlines()[-1][:120]

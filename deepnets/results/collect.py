@@ -20,6 +20,7 @@ from deepnets.runlog import (
     TEST_REPORT_FILE,
     read_history,
     read_json,
+    val_accuracies,
 )
 from deepnets.storage import Location
 
@@ -48,10 +49,6 @@ class RunRecord:
     test_report: dict = field(default_factory=dict, repr=False)
     config: dict = field(default_factory=dict, repr=False)
     provenance: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def stopped_early(self) -> bool:
-        return self.status == "stopped early"
 
     @property
     def usable(self) -> bool:
@@ -117,7 +114,7 @@ def _record(experiment: Location, plan: dict, run_dir: Location, verdicts: dict)
     target = int(config.get("epochs", 0))
     classes = len(report.get("per_class", {}).get("class_names", [])) or 10
     status = decide_status(verdicts.get(run_dir.name), run, history, target, classes)
-    vals = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
+    vals = val_accuracies(history)
     return RunRecord(
         experiment=experiment.name,
         space=space.get("name", experiment.name),
