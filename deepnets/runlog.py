@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ TEST_REPORT_FILE = "test_report.json"
 RUN_FILE = "run.json"
 PLAN_FILE = "sweep.json"  # in an experiment folder: the sweep's plan
 RESULTS_FILE = "sweep_results.json"  # in an experiment folder: the sweep driver's final table
+TIMELINE_FILE = "timeline.json"  # rank 0's start-up milestones (unix seconds), for bench/startup.py
 
 
 def _jsonable(value: Any) -> Any:
@@ -55,6 +57,30 @@ def read_history(run_dir: Location | Path | str) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Timeline:
+    """Wall-clock milestones of one worker's start-up: where a run's fixed cost goes."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {"process_started": process_start_time()}
+        self.mark("loop_started")
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, time.time())  # the first time each milestone is reached
+
+    def save(self, run_dir: Location | Path | str) -> None:
+        write_json_atomically(Location(run_dir) / TIMELINE_FILE, self.marks)
+
+
+def process_start_time() -> float:
+    """When this process was created (unix seconds)."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except ImportError:  # psutil comes with Ray's default extras; without it, say "unknown"
+        return float("nan")
 
 
 class TensorBoardLog:

@@ -27,6 +27,7 @@ from deepnets.optim import build_optimizer, build_scheduler
 from deepnets.runlog import (
     TEST_REPORT_FILE,
     TensorBoardLog,
+    Timeline,
     progress_line,
     write_history,
     write_json_atomically,
@@ -96,6 +97,7 @@ def test_report(cfg: TrainConfig, data: Datasets, test: Counts, world_size: int)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
+    timeline = Timeline()
     cfg = TrainConfig.model_validate(config)  # [0] the one place the dict becomes typed
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -115,6 +117,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     train_batches = loader(data.train, True)
     val_batches = loader(data.val, False) if data.val is not None else None
     test_batches = loader(data.test, False)
+    timeline.mark("data_ready")
 
     # [2] model, optimizer, schedule
     model = build_model(cfg, data, device)
@@ -136,10 +139,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         done, history = restore_training_state(state, unwrap(model), optimizer, scheduler, scaler)
     run_dir = cfg.run_dir
     tb = TensorBoardLog(run_dir, first_epoch=done + 1) if rank == 0 else None
+    timeline.mark("model_ready")
 
     # [4] epochs
     for epoch in range(done + 1, cfg.epochs + 1):
         train_batches.set_epoch(epoch)
+        timeline.mark("first_epoch_started")
         lr = optimizer.param_groups[0]["lr"]
         counts, seconds = train_one_epoch(
             model, train_batches, optimizer, criterion=criterion, scheduler=scheduler,
@@ -163,6 +168,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             row |= {"test_loss": test.loss, "test_accuracy": test.accuracy}
         history.append(row)
         if rank == 0:
+            if epoch == done + 1:  # this attempt's start-up, once its first epoch is done
+                timeline.save(run_dir)
             # Straight to the process's stdout: Ray Train's patched print would show it twice.
             print(progress_line(row, cfg.epochs), file=sys.__stdout__, flush=True)
             write_history(run_dir, history)

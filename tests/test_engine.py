@@ -11,7 +11,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
-from sklearn.metrics import precision_recall_fscore_support
 
 from deepnets.checkpoint import load_state, restore_training_state, save_state, training_state
 from deepnets.config import DataConfig, OptimConfig, ScheduleConfig
@@ -67,19 +66,27 @@ def test_nonfinite_loss_is_counted_not_hidden():
     assert counts.nonfinite_steps > 0 and math.isnan(counts.loss)
 
 
-def test_per_class_report_matches_sklearn_on_labels():
+@pytest.mark.parametrize("case", ["noisy", "class never predicted", "class never present"])
+def test_per_class_report_equals_sklearns_classification_report(case):
+    from sklearn.metrics import classification_report
+
     rng = np.random.default_rng(0)
     true = rng.integers(0, 4, 500)
     pred = np.where(rng.random(500) < 0.7, true, rng.integers(0, 4, 500))
-    matrix = confusion_matrix(torch.as_tensor(pred), torch.as_tensor(true), 4)
-    report = per_class_report(matrix, ["a", "b", "c", "d"])
-    p, r, f, s = precision_recall_fscore_support(true, pred, labels=range(4), zero_division=0)
-    for k, name in enumerate("abcd"):
-        assert report[name]["precision"] == pytest.approx(p[k])
-        assert report[name]["recall"] == pytest.approx(r[k])
-        assert report[name]["f1-score"] == pytest.approx(f[k])
-        assert report[name]["support"] == s[k]
-    assert report["accuracy"] == pytest.approx((true == pred).mean())
+    if case == "class never predicted":
+        pred[pred == 2] = 1
+    if case == "class never present":
+        true[true == 3] = 0
+    names = ["a", "b", "c", "d"]
+    ours = per_class_report(
+        confusion_matrix(torch.as_tensor(pred), torch.as_tensor(true), 4), names
+    )
+    theirs = classification_report(
+        true, pred, labels=range(4), target_names=names, output_dict=True, zero_division=0
+    )
+    assert set(ours) - {"confusion_matrix", "class_names"} == set(theirs)
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value), key
 
 
 @pytest.mark.parametrize("name", ["none", "cosine", "step", "onecycle"])

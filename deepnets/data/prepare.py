@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from deepnets.data.augment import build_augment
 from deepnets.data.cache import cached
 from deepnets.data.loader import TensorLoader
 from deepnets.data.registry import IMAGEFOLDER_PREFIX, dataset_spec, imagefolder_path
-from deepnets.data.sources import READERS, RawDataset, default_data_root, read_image_tree
+from deepnets.data.sources import (
+    READERS,
+    RawDataset,
+    default_data_root,
+    digits_source,
+    read_image_tree,
+)
+from deepnets.data.split import StratifyError, stratified_pick
 from deepnets.errors import DataError
 
 # Where each dataset's files live under the data root (what the tensor cache watches).
@@ -70,8 +78,8 @@ def absolute_dataset(name: str) -> str:
 
 def read_raw(cfg: DataConfig) -> RawDataset:
     """Decoded uint8 tensors of the whole dataset, from the on-disk cache after the first time."""
-    if cfg.dataset == "digits":  # embedded and decoded in milliseconds: nothing to cache
-        return READERS["digits"](Path("."), False)
+    if cfg.dataset == "digits":  # cached too: importing scikit-learn costs every worker a second
+        return cached("digits", digits_source(), lambda: READERS["digits"](Path("."), False))
     if cfg.dataset.startswith("imagefolder:"):
         folder = imagefolder_path(cfg.dataset)
         if not folder.is_dir():
@@ -88,34 +96,25 @@ def read_raw(cfg: DataConfig) -> RawDataset:
 
 def stratified_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.ndarray:
     """Indices of a class-balanced random subset of `size` items (all items when None)."""
-    from sklearn.model_selection import train_test_split
-
-    everything = np.arange(len(labels))
     if size is None or size >= len(labels):
-        return everything
+        return np.arange(len(labels))
     try:
-        chosen, _ = train_test_split(
-            everything, train_size=size, stratify=labels.numpy(), random_state=seed
-        )
-    except ValueError as err:  # fewer images than classes, or a class of one
+        return stratified_pick(labels.numpy(), size, seed)[0]
+    except StratifyError as err:  # fewer images than classes
         raise DataError(f"data subset of {size}: cannot be stratified ({err})") from None
-    return np.sort(chosen)
 
 
 def split_off(labels: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (keep, held_out) index arrays with `fraction` of the items held out."""
-    from sklearn.model_selection import train_test_split
-
+    held_count = math.ceil(fraction * len(labels))  # as scikit-learn's test_size rounds
     try:
-        keep, held = train_test_split(
-            np.arange(len(labels)), test_size=fraction, stratify=labels.numpy(), random_state=seed
-        )
-    except ValueError as err:  # the held-out part would have fewer images than classes
+        held, keep = stratified_pick(labels.numpy(), held_count, seed, both_sides=True)
+    except StratifyError as err:  # the held-out part would have fewer images than classes
         raise DataError(
             f"data.val_fraction={fraction} of {len(labels)} training images cannot hold out "
             f"every class ({err}); use more images or a larger fraction"
         ) from None
-    return np.sort(keep), np.sort(held)
+    return keep, held
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

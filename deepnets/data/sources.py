@@ -7,6 +7,7 @@ as provenance: "cifar10 (jpeg copy)" is not the same pixels as the original batc
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ def _as_nchw(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     elif tensor.shape[-1] in (1, 3):  # [N, H, W, C]
         tensor = tensor.permute(0, 3, 1, 2)
     return tensor.to(torch.uint8).contiguous()
+
+
+def digits_source() -> Path:
+    """scikit-learn's folder of embedded datasets, found without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("data.dataset: digits needs scikit-learn (pip install scikit-learn)")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
 
 
 def read_digits(_root: Path, _download: bool) -> RawDataset:

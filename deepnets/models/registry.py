@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import timm
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
@@ -126,6 +125,8 @@ def _validate_timm(name: str, options: dict[str, Any]) -> dict[str, Any]:
             f"model {name!r}: pretrained=True is not supported; these machines have no internet "
             "access, so timm models are always built with random weights"
         )
+    import timm  # here, not at the top: it costs every Ray worker 1.7 s (it imports torchvision)
+
     if not timm.is_model(arch):
         raise ModelConfigError(
             f"unknown timm model {arch!r} (from {name!r}); see timm.list_models() for names"
@@ -136,6 +137,8 @@ def _validate_timm(name: str, options: dict[str, Any]) -> dict[str, Any]:
 def _create_timm(name: str, *, num_classes: int, in_chans: int, **options: Any) -> nn.Module:
     opts = _validate_timm(name, options)
     arch = name.removeprefix(TIMM_PREFIX)
+    import timm
+
     try:
         return timm.create_model(
             arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **opts
