@@ -49,19 +49,15 @@ resources: {{workers_per_trial: 1, cpus_per_worker: {cpus}}}
 # process): trial_process, trial (fit_and_record starts), fit_returned; the rest from rank 0's
 # timeline.json, and last_step = first step + the training seconds the epochs report.
 PHASES = [
-    ("trial process -> trial code starts (imports)", "trial_process", "trial"),
     ("trial start -> Train worker process exists", "trial", "process_started"),
-    (
-        "worker process -> train loop entered (imports, DDP setup)",
-        "process_started",
-        "loop_started",
-    ),
+    ("worker process -> deepnets imported (Ray, DDP set-up)", "process_started", "imports_started"),
+    ("importing deepnets.worker (torch, ray.train)", "imports_started", "loop_started"),
     ("train loop -> data on the device", "loop_started", "data_ready"),
     ("data -> model and optimizer ready", "data_ready", "model_ready"),
     ("model -> first training step", "model_ready", "first_epoch_started"),
     ("last step -> fit() returns (eval, checkpoint, shutdown)", "last_step", "fit_returned"),
 ]
-BETWEEN = "fit() returns -> next trial's process exists"
+BETWEEN = "fit() returns -> next trial's code starts (Tune, imports)"
 
 
 def run_sweep(workdir: Path, trials: int, cpus: int) -> tuple[float, float, Path]:
@@ -101,7 +97,7 @@ def report(start: float, end: float, records: list[dict]) -> dict:
         for label, a, b in PHASES
     }
     if pairs:
-        between = [b["marks"]["trial_process"] - a["marks"]["fit_returned"] for a, b in pairs]
+        between = [b["marks"]["trial"] - a["marks"]["fit_returned"] for a, b in pairs]
         phases[BETWEEN] = statistics.median(between)
     return {
         "trials": len(records),

@@ -63,7 +63,9 @@ class Timeline:
     """Wall-clock milestones of one worker's start-up: where a run's fixed cost goes."""
 
     def __init__(self) -> None:
-        self.marks: dict[str, float] = {"process_started": process_start_time()}
+        from deepnets import IMPORT_STARTED_AT
+
+        self.marks = {"process_started": process_start_time(), "imports_started": IMPORT_STARTED_AT}
         self.mark("loop_started")
 
     def mark(self, name: str) -> None:
