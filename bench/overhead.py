@@ -84,7 +84,7 @@ def engine_loop(data, epochs: int) -> list[float]:
 def ray_train(epochs: int, threads: int) -> list[float]:
     """One TorchTrainer worker holding every core; images/s from the run's own epoch log."""
     from deepnets.launch import run_training
-    from deepnets.runlog import read_history
+    from deepnets.runlog import TEST_REPORT_FILE, read_history, read_json
 
     out = tempfile.mkdtemp(prefix="deepnets-bench-")
     options = [f"model.options.{k}={v}" for k, v in MODEL.items() if k != "name"]
@@ -98,6 +98,11 @@ def ray_train(epochs: int, threads: int) -> list[float]:
         ],
     )  # fmt: skip
     summary = run_training(cfg)
+    seen = read_json(summary.run_dir / TEST_REPORT_FILE)["threads"]
+    print(
+        f"inside the Train worker ({threads} CPUs): OMP_NUM_THREADS={seen['OMP_NUM_THREADS']}, "
+        f"torch threads {seen['torch_before']} before deepnets sets them, {seen['torch']} after"
+    )
     return [row["images_per_second"] for row in read_history(summary.run_dir)]
 
 

@@ -29,7 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deepnets.runlog import RUN_FILE, TIMELINE_FILE, read_history, read_json  # noqa: E402
+from deepnets.runlog import (  # noqa: E402
+    RUN_FILE,
+    TEST_REPORT_FILE,
+    TIMELINE_FILE,
+    read_history,
+    read_json,
+)  # noqa: E402
 
 SPACE = """
 name: startup-bench
@@ -83,7 +89,8 @@ def trial_records(runs_dir: Path) -> list[dict]:
         history = read_history(run)
         train = sum(row["epoch_seconds"] for row in history)
         marks["last_step"] = marks["first_epoch_started"] + train
-        records.append({"marks": marks, "train_seconds": train, "run": run.name})
+        threads = read_json(run / TEST_REPORT_FILE).get("threads", {})
+        records.append({"marks": marks, "train_seconds": train, "threads": threads})
     return sorted(records, key=lambda r: r["marks"]["trial"])
 
 
@@ -109,6 +116,7 @@ def report(start: float, end: float, records: list[dict]) -> dict:
         "driver_to_first_trial_seconds": records[0]["marks"]["trial"] - start,
         "last_step_to_sweep_exit_seconds": end - records[-1]["marks"]["last_step"],
         "phases_median_seconds": phases,
+        "threads_in_first_trial": records[0]["threads"],
     }
 
 
@@ -127,6 +135,7 @@ def print_report(result: dict) -> None:
     width = max(len(label) for label, _ in rows)
     for label, seconds in rows:
         print(f"{label:<{width}}  {seconds:7.2f} s")
+    print(f"threads in the first trial's worker: {result['threads_in_first_trial']}")
     print("target: per-trial overhead <= 10 s")
 
 

@@ -7,6 +7,7 @@ epoch (it is a barrier), and every reported number has been summed over all rank
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,10 +35,18 @@ from deepnets.runlog import (
 )
 
 
-def configure_threads(cfg: TrainConfig) -> None:
-    # Ray sets OMP_NUM_THREADS from the worker's CPUs, but torch reads it only at import in
-    # some builds; set the intra-op pool explicitly to the CPUs this worker was given.
+def configure_threads(cfg: TrainConfig) -> dict[str, Any]:
+    """Size torch's intra-op pool to the CPUs this worker was given, and say what was found.
+
+    Ray sets OMP_NUM_THREADS to the worker's CPUs and torch, which sizes its pool lazily,
+    follows it (measured: bench/overhead.py and bench/startup.py print what a worker sees).
+    Setting it here keeps that true on any launch path, e.g. a user's own OMP_NUM_THREADS."""
+    found = {
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "torch_before": torch.get_num_threads(),
+    }
     torch.set_num_threads(max(1, int(cfg.cpus_per_worker or 1)))
+    return found | {"torch": torch.get_num_threads()}
 
 
 def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Module:
@@ -80,7 +89,9 @@ def save_checkpoint(state: dict, metrics: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def test_report(cfg: TrainConfig, data: Datasets, test: Counts, world_size: int) -> dict:
+def test_report(
+    cfg: TrainConfig, data: Datasets, test: Counts, world_size: int, threads: dict
+) -> dict:
     device = ray.train.torch.get_device()
     return {
         "test_accuracy": test.accuracy,
@@ -93,6 +104,7 @@ def test_report(cfg: TrainConfig, data: Datasets, test: Counts, world_size: int)
         "train_images": len(data.train),
         "val_images": len(data.val) if data.val is not None else 0,
         "resolution": cfg.data.resolution or data.native_size,
+        "threads": threads,
     }
 
 
@@ -101,7 +113,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     cfg = TrainConfig.model_validate(config)  # [0] the one place the dict becomes typed
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    configure_threads(cfg)
+    threads = configure_threads(cfg)
     device = ray.train.torch.get_device()
 
     # [1] data: tensor-resident, sharded by rank
@@ -176,7 +188,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             tb.log(row)
             if last:
                 write_json_atomically(
-                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world)
+                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world, threads)
                 )
         if rank == 0 and (last or epoch % cfg.checkpoint.every_epochs == 0):
             state = training_state(unwrap(model), optimizer, scheduler, scaler, epoch, history)
