@@ -46,12 +46,38 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
 def preflight(cfg: TrainConfig) -> None:
     """Fail in seconds, with one line, on input that would otherwise fail on the cluster."""
     data = load_datasets(cfg.data, cfg.seed)  # raises DataError; fills the tensor cache
+    check_model_fits_data(cfg, data.in_chans)
     if len(data.train) < cfg.num_workers:
         raise DataError(
             f"data.train_subset: {len(data.train)} training images cannot feed "
             f"{cfg.num_workers} workers"
         )
     cfg.run_dir.check_writable("output_dir")
+    check_local_gpus(cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0.0, "use_gpu")
+
+
+def check_local_gpus(need: float, field: str) -> None:
+    """Without RAY_ADDRESS the cluster is this machine: count its GPUs before starting Ray.
+    (On a cluster, GPUs may live on other nodes; ensure_ray checks them once connected.)"""
+    if need <= 0 or os.environ.get("RAY_ADDRESS"):
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if have < need:
+        raise ConfigError(
+            f"{field}: the run needs {need:g} GPUs and this machine has {have}; "
+            "drop --gpu / use_gpu, or submit to a cluster with GPUs (RAY_ADDRESS)"
+        )
+
+
+def check_model_fits_data(cfg: TrainConfig, data_channels: int) -> None:
+    from deepnets.models import ModelConfigError, check_in_chans
+
+    try:
+        check_in_chans(cfg.model.name, cfg.model.options, data_channels, cfg.data.dataset)
+    except ModelConfigError as err:
+        raise ConfigError(str(err)) from None
 
 
 def ensure_ray(*, need_gpus: float = 0.0) -> None:
@@ -62,6 +88,9 @@ def ensure_ray(*, need_gpus: float = 0.0) -> None:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"])
         else:
+            # Nothing preempts a cluster that lives in this process's machine: skip Train's
+            # per-run preemption watcher (one more Ray process per trial, ~1 s of CPU each).
+            os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
             # The dashboard also serves the state API that Ray Train's placement-group cleaner
             # polls; it costs ~2 s here. Bound to loopback: nothing outside this host sees it.
             ray.init(include_dashboard=True, dashboard_host="127.0.0.1")

@@ -46,8 +46,20 @@ def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dic
     tree = trial_config(configs, variant, seed, search, runs_dir)
     tree["name"] = f"{variant}-s{seed}-{trial_id}"
     cfg = TrainConfig.model_validate(tree)
+    if report_finished_run(cfg):
+        return
     trial = meta | {"variant": variant, "seed": seed, "trial_id": trial_id, "search": search}
     fit_and_record(cfg, extra={"trial": trial}, callbacks=[TuneReportCallback()])
+
+
+def report_finished_run(cfg: TrainConfig) -> bool:
+    """A trial whose run already finished is not trained again: Tune saves its own state every
+    few seconds, so a driver killed just after a trial ended resumes it as unfinished."""
+    record, history = read_json(cfg.run_dir / RUN_FILE), read_history(cfg.run_dir)
+    if record.get("status") != "finished" or not history or history[-1]["epoch"] != cfg.epochs:
+        return False
+    tune.report(history[-1])  # the final epoch's numbers, so Tune ranks the trial as before
+    return True
 
 
 def concurrency(plan: SweepPlan, requested: int | None) -> int:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepnets.config import set_dotted, validate_train_config
+from deepnets.config import TrainConfig, set_dotted, validate_train_config
+from deepnets.errors import ConfigError
 from deepnets.runlog import PLAN_FILE, write_json_atomically
 from deepnets.spaces import SpaceFile, load_space, pick_fidelity, validate_variants
 from deepnets.storage import Location, check_location
@@ -138,12 +139,18 @@ def preflight(plan: SweepPlan) -> None:
     """Read every distinct dataset once (fills the tensor cache) and check the storage."""
     from deepnets.config import DataConfig
     from deepnets.data import load_datasets
+    from deepnets.launch import check_local_gpus, check_model_fits_data
 
-    seen = set()
-    for tree in plan.configs.values():
+    channels: dict[str, int] = {}
+    for variant, tree in plan.configs.items():
         data = DataConfig.model_validate(tree.get("data", {}))
         key = data.model_dump_json()
-        if key not in seen:
-            seen.add(key)
-            load_datasets(data, seed=0)
+        if key not in channels:
+            channels[key] = load_datasets(data, seed=0).in_chans
+        try:
+            check_model_fits_data(TrainConfig.model_validate(tree), channels[key])
+        except ConfigError as err:
+            raise ConfigError(f"{plan.space_path}: variant {variant}: {err}") from None
     plan.experiment_dir.check_writable("--storage")
+    res = plan.resources
+    check_local_gpus(res.workers_per_trial * res.gpus_per_worker, "resources.gpus_per_worker")

@@ -89,8 +89,18 @@ def save_checkpoint(state: dict, metrics: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
+def rank_nodes() -> list[str]:
+    """The Ray node id of every rank, gathered to all (where the run's workers really ran)."""
+    node = ray.get_runtime_context().get_node_id()
+    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+        return [node]
+    nodes: list[str] = [""] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(nodes, node)
+    return nodes
+
+
 def test_report(
-    cfg: TrainConfig, data: Datasets, test: Counts, world_size: int, threads: dict
+    cfg: TrainConfig, data: Datasets, test: Counts, world_size: int, threads: dict, nodes: list
 ) -> dict:
     device = ray.train.torch.get_device()
     return {
@@ -105,6 +115,7 @@ def test_report(
         "val_images": len(data.val) if data.val is not None else 0,
         "resolution": cfg.data.resolution or data.native_size,
         "threads": threads,
+        "nodes": nodes,  # the Ray node id of each rank, in rank order
     }
 
 
@@ -113,7 +124,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     cfg = TrainConfig.model_validate(config)  # [0] the one place the dict becomes typed
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    threads = configure_threads(cfg)
+    threads, nodes = configure_threads(cfg), rank_nodes()
     device = ray.train.torch.get_device()
 
     # [1] data: tensor-resident, sharded by rank
@@ -188,7 +199,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             tb.log(row)
             if last:
                 write_json_atomically(
-                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world, threads)
+                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world, threads, nodes)
                 )
         if rank == 0 and (last or epoch % cfg.checkpoint.every_epochs == 0):
             state = training_state(unwrap(model), optimizer, scheduler, scaler, epoch, history)

@@ -96,3 +96,18 @@ def test_sweep_refuses_to_overwrite_or_resume_nothing_before_ray(tmp_path):
     assert result.returncode == 2
     assert "a sweep already exists" in result.stderr and "--resume" in result.stderr
     assert "Started a local Ray instance" not in result.stdout + result.stderr
+
+
+def test_gpu_reproduction_plans_all_40_report_rows_without_ray(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "jobs/reproduce.py", "--dry-run", "--storage", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    counts = [int(line.split(": ")[1].split()[0]) for line in result.stdout.splitlines()
+              if " trials [full]" in line]  # fmt: skip
+    assert len(counts) == 6 and sum(counts) == 40
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing

@@ -6,6 +6,7 @@ Importing this package registers VGG, ResNet and GoogLeNet; "timm/<name>" goes t
 from . import googlenet, resnet, vgg  # noqa: F401  (imported for their registrations)
 from .registry import (
     ModelConfigError,
+    check_in_chans,
     create_model,
     list_models,
     model_family,
@@ -14,6 +15,7 @@ from .registry import (
 )
 
 __all__ = [
+    "check_in_chans",
     "ModelConfigError",
     "create_model",
     "list_models",

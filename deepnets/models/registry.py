@@ -64,10 +64,34 @@ def model_family(name: str) -> str:
 
 def validate_model_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Check `name` and `options` without building anything; return options with defaults."""
+    options, _ = _declared_in_chans(name, options)
     if name.startswith(TIMM_PREFIX):
         return _validate_timm(name, options)
     spec = _spec(name)
     return _parse_options(spec, options).model_dump()
+
+
+def _declared_in_chans(name: str, options: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """Every model may state the input channels it expects (`in_chans`); the data decides them,
+    so a stated value is only checked against the data's (see check_in_chans)."""
+    if "in_chans" not in options:
+        return options, None
+    declared = options["in_chans"]
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        raise ModelConfigError(
+            f"model {name!r} option 'in_chans': must be a positive integer (got {declared!r})"
+        )
+    return {k: v for k, v in options.items() if k != "in_chans"}, declared
+
+
+def check_in_chans(name: str, options: dict[str, Any], data_channels: int, dataset: str) -> None:
+    """Refuse a stated `in_chans` that the data does not have."""
+    _, declared = _declared_in_chans(name, options)
+    if declared is not None and declared != data_channels:
+        raise ModelConfigError(
+            f"model.options.in_chans: {declared} does not match the data ({dataset} images "
+            f"have {data_channels} channel{'s' if data_channels > 1 else ''})"
+        )
 
 
 def create_model(name: str, *, num_classes: int, in_chans: int, **options: Any) -> nn.Module:
@@ -77,6 +101,8 @@ def create_model(name: str, *, num_classes: int, in_chans: int, **options: Any) 
             f"model {name!r}: num_classes and in_chans must be >= 1 "
             f"(got num_classes={num_classes}, in_chans={in_chans})"
         )
+    check_in_chans(name, options, in_chans, "the")
+    options, _ = _declared_in_chans(name, options)
     if name.startswith(TIMM_PREFIX):
         return _create_timm(name, num_classes=num_classes, in_chans=in_chans, **options)
     spec = _spec(name)

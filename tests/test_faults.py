@@ -1,0 +1,123 @@
+"""Faults on a real cluster: a killed worker, a killed sweep driver, many trials, no leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_sweep_ray import RESUME_SPACE, _finished_runs, _sweep_process
+
+from deepnets.runlog import RUN_FILE, read_history, read_json
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc is None or proc.poll() is None, f"process ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def _alive_actors(ray_session, class_name: str) -> list:
+    from ray.util.state import list_actors
+
+    return list_actors(filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")])
+
+
+def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, tmp_path):
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "jobs/train.py"), "--model", "resnet18", "--stem", "small",
+         "--width", "0.25", "--dataset", "digits", "--epochs", "6", "--output-dir",
+         str(tmp_path), "--name", "killed", "cpus_per_worker=1", "max_failures=1",
+         "data.val_fraction=0.2"],
+        env=ray_head.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    run_dir = tmp_path / "killed"
+    _wait_for(lambda: len(read_history(run_dir)) >= 2, 300, "epoch 2", driver)
+    (worker,) = _alive_actors(ray_session, "RayTrainWorker")
+    epochs_before_kill, killed_at = len(read_history(run_dir)), time.time()
+    os.kill(worker.pid, signal.SIGKILL)  # the process, as the OOM killer or a lost node would
+
+    output, _ = driver.communicate(timeout=600)
+    assert driver.returncode == 0, output[-4000:]
+    assert epochs_before_kill < 6  # it really died mid-run
+    epochs = [row["epoch"] for row in read_history(run_dir)]
+    assert epochs == [1, 2, 3, 4, 5, 6]  # no gap, no duplicate
+    assert read_json(run_dir / RUN_FILE)["status"] == "finished"
+    # A new worker process, started after the kill, trained the rest: a restart, not a fluke.
+    assert read_json(run_dir / "timeline.json")["process_started"] > killed_at
+
+
+def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, tmp_path):
+    space = tmp_path / "resume.yaml"
+    space.write_text(RESUME_SPACE)
+    args = ["--space", str(space), "--storage", str(tmp_path), "--name", "killed"]
+    runs = tmp_path / "killed/runs"
+    driver = _sweep_process(ray_head, *args, "--max-concurrent", "1")
+    _wait_for(lambda: len(_finished_runs(runs)) >= 1, 400, "a finished trial", driver)
+    driver.kill()  # SIGKILL: no handler runs, Tune saves nothing more
+    driver.wait(timeout=60)
+    finished = {p.name: (p / "metrics.jsonl").read_text() for p in _finished_runs(runs)}
+    checkpoints = {name: sorted((runs / name).glob("checkpoint_*")) for name in finished}
+
+    resumed = _sweep_process(ray_head, *args, "--resume")
+    output, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, output[-4000:]
+    rows = json.loads((tmp_path / "killed/sweep_results.json").read_text())
+    assert sorted(r["variant"] for r in rows) == ["a", "b", "c", "d"]
+    assert all(r["status"] == "ok" for r in rows), rows
+    assert len(list(runs.iterdir())) == 4  # one run directory per trial
+    for name, metrics in finished.items():  # finished trials were not trained again
+        assert (runs / name / "metrics.jsonl").read_text() == metrics
+        assert sorted((runs / name).glob("checkpoint_*")) == checkpoints[name]
+    for run in runs.iterdir():
+        assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
+    tables = json.loads((tmp_path / "killed/report/tables.json").read_text())
+    statuses = [row["status"] for table in tables["tables"] for row in table["rows"]]
+    assert statuses.count("ok") == 4  # the aggregator's table is complete
+
+
+MANY_SPACE = """
+name: many
+base:
+  data: {dataset: digits, train_subset: 200, test_subset: 50, val_fraction: 0.25}
+  model: {name: resnet18, options: {stem: small, width: 0.125}}
+  epochs: 1
+  global_batch_size: 32
+variants: [{id: tiny}]
+seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+scheduler: {type: fifo}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+"""
+
+
+def test_twenty_trials_all_report_and_leave_the_cluster_clean(ray_head, ray_session, tmp_path):
+    from ray.util.state import list_actors, list_placement_groups
+
+    space = tmp_path / "many.yaml"
+    space.write_text(MANY_SPACE)
+    sweep = _sweep_process(ray_head, "--space", str(space), "--storage", str(tmp_path))
+    output, _ = sweep.communicate(timeout=1200)
+    assert sweep.returncode == 0, output[-4000:]
+    rows = json.loads((tmp_path / "many/sweep_results.json").read_text())
+    assert sorted(r["seed"] for r in rows) == list(range(20))
+    assert all(r["status"] == "ok" and r["test_accuracy"] is not None for r in rows)
+
+    def leaks():
+        actors = list_actors(filters=[("state", "!=", "DEAD")])
+        groups = list_placement_groups(filters=[("state", "!=", "REMOVED")])
+        return actors + groups
+
+    deadline = time.monotonic() + 60  # actors of a finished job are reaped asynchronously
+    while leaks() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert leaks() == []
