@@ -120,10 +120,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(format_table(trial_rows(plan), PLAN_COLUMNS))
     if args.dry_run:
         return 0
+    from deepnets.sweep import check_resume_state, run_sweep
+
+    check_resume_state(plan, args.resume)  # before preflight writes the experiment folder
     warn_if_storage_is_temporary(args.storage)
     resolve_paths(plan)
     preflight(plan)
-    from deepnets.sweep import run_sweep
 
     rows = run_sweep(plan, resume=args.resume, max_concurrent=args.max_concurrent)
     print(f"\nexperiment: {plan.experiment_dir}")

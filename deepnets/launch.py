@@ -52,11 +52,11 @@ def preflight(cfg: TrainConfig) -> None:
             f"data.train_subset: {len(data.train)} training images cannot feed "
             f"{cfg.num_workers} workers"
         )
-    cfg.run_dir.check_writable("output_dir")
     check_local_gpus(cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0.0, "use_gpu")
+    cfg.run_dir.check_writable("output_dir")  # last: it creates the folder
 
 
-def check_local_gpus(need: float, field: str) -> None:
+def check_local_gpus(need: float, field: str, fix: str = "drop --gpu / use_gpu") -> None:
     """Without RAY_ADDRESS the cluster is this machine: count its GPUs before starting Ray.
     (On a cluster, GPUs may live on other nodes; ensure_ray checks them once connected.)"""
     if need <= 0 or os.environ.get("RAY_ADDRESS"):
@@ -67,7 +67,7 @@ def check_local_gpus(need: float, field: str) -> None:
     if have < need:
         raise ConfigError(
             f"{field}: the run needs {need:g} GPUs and this machine has {have}; "
-            "drop --gpu / use_gpu, or submit to a cluster with GPUs (RAY_ADDRESS)"
+            f"{fix}, or submit to a cluster with GPUs (RAY_ADDRESS)"
         )
 
 

@@ -10,6 +10,7 @@ from the cluster's resources and the space's per-trial needs.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import ray
@@ -44,7 +45,7 @@ def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dic
     trial_id = tune.get_context().get_trial_id()
     variant, seed, search = config["variant"], config["seed"], config.get("search", {})
     tree = trial_config(configs, variant, seed, search, runs_dir)
-    tree["name"] = f"{variant}-s{seed}-{trial_id}"
+    tree["name"] = run_name(variant, seed, trial_id)
     cfg = TrainConfig.model_validate(tree)
     if report_finished_run(cfg):
         return
@@ -98,8 +99,23 @@ def _scheduler(plan: SweepPlan):
     )
 
 
+def run_name(variant: str, seed: int, trial_id: str) -> str:
+    """A trial's run folder under runs/ (and Tune's own trial folder)."""
+    return f"{variant}-s{seed}-{trial_id}"
+
+
 def _trial_dirname(trial) -> str:
-    return f"{trial.config['variant']}-s{trial.config['seed']}-{trial.trial_id}"
+    return run_name(trial.config["variant"], trial.config["seed"], trial.trial_id)
+
+
+def _trial_id(result) -> str:
+    """Tune's id of the trial behind `result`. From its metrics when it reported any; else
+    from its folder, which a restored trial may have renamed (Tune appends a suffix)."""
+    if (result.metrics or {}).get("trial_id"):
+        return result.metrics["trial_id"]
+    folder = str(result.path).rstrip("/").rsplit("/", 1)[-1]
+    found = re.search(r"[0-9a-f]{5}_\d{5}", folder)
+    return found.group(0) if found else folder
 
 
 def build_tuner(plan: SweepPlan, *, resume: bool, max_concurrent: int | None) -> tune.Tuner:
@@ -159,7 +175,7 @@ def check_resume_state(plan: SweepPlan, resume: bool) -> None:
 def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
     """One line of the final table, from Tune's result and the trial's own run files."""
     variant, seed = result.config["variant"], result.config["seed"]
-    run_dir = plan.runs_dir / str(result.path).rstrip("/").rsplit("/", 1)[-1]
+    run_dir = plan.runs_dir / run_name(variant, seed, _trial_id(result))
     history = read_history(run_dir)
     vals = val_accuracies(history)
     epochs, target = (history[-1]["epoch"] if history else 0), plan.configs[variant]["epochs"]

@@ -151,6 +151,9 @@ def preflight(plan: SweepPlan) -> None:
             check_model_fits_data(TrainConfig.model_validate(tree), channels[key])
         except ConfigError as err:
             raise ConfigError(f"{plan.space_path}: variant {variant}: {err}") from None
-    plan.experiment_dir.check_writable("--storage")
     res = plan.resources
-    check_local_gpus(res.workers_per_trial * res.gpus_per_worker, "resources.gpus_per_worker")
+    need = res.workers_per_trial * res.gpus_per_worker
+    check_local_gpus(
+        need, "resources.gpus_per_worker", "use a CPU fidelity (e.g. --fidelity proxy)"
+    )
+    plan.experiment_dir.check_writable("--storage")  # last: it creates the folder

@@ -57,16 +57,22 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, 
     assert read_json(run_dir / "timeline.json")["process_started"] > killed_at
 
 
+def _fit_returned(runs: Path) -> list[Path]:
+    """Runs whose training finished (fit() returned); a test report alone is written before
+    the last checkpoint is, and a run killed in between rightly trains its last epoch again."""
+    return [p for p in _finished_runs(runs) if read_json(p / RUN_FILE).get("status") == "finished"]
+
+
 def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, tmp_path):
     space = tmp_path / "resume.yaml"
     space.write_text(RESUME_SPACE)
     args = ["--space", str(space), "--storage", str(tmp_path), "--name", "killed"]
     runs = tmp_path / "killed/runs"
     driver = _sweep_process(ray_head, *args, "--max-concurrent", "1")
-    _wait_for(lambda: len(_finished_runs(runs)) >= 1, 400, "a finished trial", driver)
+    _wait_for(lambda: _fit_returned(runs), 400, "a finished trial", driver)
     driver.kill()  # SIGKILL: no handler runs, Tune saves nothing more
     driver.wait(timeout=60)
-    finished = {p.name: (p / "metrics.jsonl").read_text() for p in _finished_runs(runs)}
+    finished = {p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(runs)}
     checkpoints = {name: sorted((runs / name).glob("checkpoint_*")) for name in finished}
 
     resumed = _sweep_process(ray_head, *args, "--resume")
@@ -100,6 +106,11 @@ resources: {workers_per_trial: 1, cpus_per_worker: 1}
 """
 
 
+# Detached actors Ray Train starts once per cluster and keeps for the next run: not per-trial
+# state, so not a leak (the test still fails if any trial's actor or placement group stays).
+RAY_SINGLETONS = {"_AutoscalingCoordinatorActor"}
+
+
 def test_twenty_trials_all_report_and_leave_the_cluster_clean(ray_head, ray_session, tmp_path):
     from ray.util.state import list_actors, list_placement_groups
 
@@ -110,12 +121,14 @@ def test_twenty_trials_all_report_and_leave_the_cluster_clean(ray_head, ray_sess
     assert sweep.returncode == 0, output[-4000:]
     rows = json.loads((tmp_path / "many/sweep_results.json").read_text())
     assert sorted(r["seed"] for r in rows) == list(range(20))
-    assert all(r["status"] == "ok" and r["test_accuracy"] is not None for r in rows)
+    # Present, not good: one epoch on 150 images is near chance, which the table calls diverged.
+    assert all(r["test_accuracy"] is not None for r in rows)
+    assert not [r for r in rows if r["status"].startswith(("failed", "missing"))]
 
     def leaks():
         actors = list_actors(filters=[("state", "!=", "DEAD")])
         groups = list_placement_groups(filters=[("state", "!=", "REMOVED")])
-        return actors + groups
+        return [a for a in actors if a.class_name not in RAY_SINGLETONS] + groups
 
     deadline = time.monotonic() + 60  # actors of a finished job are reaped asynchronously
     while leaks() and time.monotonic() < deadline:

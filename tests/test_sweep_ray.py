@@ -169,6 +169,9 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
 
 
+SECRET = "deepnets-test-secret-that-must-never-be-written"  # distinctive, so a leak is found
+
+
 @pytest.fixture
 def s3_server():
     """A local S3 endpoint (moto) on loopback, with a bucket; stopped by its pid."""
@@ -182,7 +185,7 @@ def s3_server():
     env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         "AWS_ACCESS_KEY_ID": "testing",  # moto accepts any credentials
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     deadline = time.monotonic() + 30
@@ -197,7 +200,7 @@ def s3_server():
 
     s3 = fs.S3FileSystem(
         endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="testing",
-        secret_key="testing", region="us-east-1", allow_bucket_creation=True,
+        secret_key=SECRET, region="us-east-1", allow_bucket_creation=True,
     )  # fmt: skip
     s3.create_dir("deepnets-test")
     yield env
@@ -235,3 +238,16 @@ def test_sweep_with_s3_storage(ray_head, ray_session, s3_server, monkeypatch):
         assert [r["epoch"] for r in read_history(run)] == [1, 2]
         names = [c.name for c in run.children()]
         assert any(n.startswith("checkpoint_") for n in names) and "tb" in names
+    # The credentials reached the job through its environment and nowhere else.
+    assert SECRET not in submitted.stdout + submitted.stderr
+    assert not [name for name, data in _all_files(experiment.text) if SECRET.encode() in data]
+
+
+def _all_files(uri: str):
+    from pyarrow import fs
+
+    filesystem, root = fs.FileSystem.from_uri(uri)
+    for info in filesystem.get_file_info(fs.FileSelector(root, recursive=True)):
+        if info.type == fs.FileType.File:
+            with filesystem.open_input_stream(info.path) as stream:
+                yield info.path, stream.read()
