@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweep_ray import RESUME_SPACE, _finished_runs, _sweep_process
+from test_sweep_ray import RESUME_SPACE, _fit_returned, _sweep_process, resume_and_check
 
 from deepnets.runlog import RUN_FILE, read_history, read_json
 
@@ -57,12 +57,6 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, 
     assert read_json(run_dir / "timeline.json")["process_started"] > killed_at
 
 
-def _fit_returned(runs: Path) -> list[Path]:
-    """Runs whose training finished (fit() returned); a test report alone is written before
-    the last checkpoint is, and a run killed in between rightly trains its last epoch again."""
-    return [p for p in _finished_runs(runs) if read_json(p / RUN_FILE).get("status") == "finished"]
-
-
 def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, tmp_path):
     space = tmp_path / "resume.yaml"
     space.write_text(RESUME_SPACE)
@@ -75,18 +69,9 @@ def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, t
     finished = {p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(runs)}
     checkpoints = {name: sorted((runs / name).glob("checkpoint_*")) for name in finished}
 
-    resumed = _sweep_process(ray_head, *args, "--resume")
-    output, _ = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, output[-4000:]
-    rows = json.loads((tmp_path / "killed/sweep_results.json").read_text())
-    assert sorted(r["variant"] for r in rows) == ["a", "b", "c", "d"]
-    assert all(r["status"] == "ok" for r in rows), rows
-    assert len(list(runs.iterdir())) == 4  # one run directory per trial
-    for name, metrics in finished.items():  # finished trials were not trained again
-        assert (runs / name / "metrics.jsonl").read_text() == metrics
+    resume_and_check(ray_head, args, tmp_path / "killed", finished)
+    for name in finished:  # not even re-saved
         assert sorted((runs / name).glob("checkpoint_*")) == checkpoints[name]
-    for run in runs.iterdir():
-        assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
     tables = json.loads((tmp_path / "killed/report/tables.json").read_text())
     statuses = [row["status"] for table in tables["tables"] for row in table["rows"]]
     assert statuses.count("ok") == 4  # the aggregator's table is complete

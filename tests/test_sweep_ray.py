@@ -124,8 +124,14 @@ def _sweep_process(head, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _finished_runs(runs_dir: Path) -> list[Path]:
-    return [p.parent for p in runs_dir.glob("*/test_report.json")]
+def _fit_returned(runs_dir: Path) -> list[Path]:
+    """Runs whose training finished (fit() returned). A test report alone is written before the
+    last checkpoint is, and a run stopped in between rightly trains its last epoch again."""
+    return [
+        p.parent
+        for p in runs_dir.glob("*/run.json")
+        if json.loads(p.read_text()).get("status") == "finished"
+    ]
 
 
 def _collect_output(proc: subprocess.Popen) -> list[str]:
@@ -153,17 +159,24 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         time.sleep(0.5)
     driver.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and stops
     driver.wait(timeout=120)
-    finished_before = {p.name: (p / "metrics.jsonl").read_text() for p in _finished_runs(runs)}
+    finished_before = {p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(runs)}
     assert 1 <= len(finished_before) < 4
 
-    resumed = _sweep_process(ray_head, *args, "--resume")
-    output, _ = resumed.communicate(timeout=600)
+    resume_and_check(ray_head, args, tmp_path / "resumable", finished_before)
+
+
+def resume_and_check(head, args: list[str], experiment: Path, finished: dict[str, str]) -> None:
+    """`--resume` the RESUME_SPACE sweep: every trial ends ok with epochs 1..3 once each, and
+    the runs in `finished` (name -> metrics.jsonl text) were not trained again."""
+    resumed = _sweep_process(head, *args, "--resume")
+    output, _ = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, output[-4000:]
-    rows = json.loads((tmp_path / "resumable/sweep_results.json").read_text())
+    rows = json.loads((experiment / "sweep_results.json").read_text())
     assert sorted(r["variant"] for r in rows) == ["a", "b", "c", "d"]
     assert all(r["status"] == "ok" for r in rows), rows
+    runs = experiment / "runs"
     assert len(list(runs.iterdir())) == 4  # one run directory per trial: nothing ran twice
-    for name, metrics in finished_before.items():
+    for name, metrics in finished.items():
         assert (runs / name / "metrics.jsonl").read_text() == metrics  # untouched
     for run in runs.iterdir():
         assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
