@@ -1,8 +1,10 @@
 """Training throughput, steady state: a bare PyTorch loop vs the deepnets engine vs Ray Train.
 
 Same model (ResNet18, width 0.25, small stem), same data (the embedded digits, 28x28), same
-batch (64), same optimizer (Adam) and the same threads (all cores) in all three; the first
-epoch of each is a warm-up and is not counted. Prints images/s and the ratios to the bare loop.
+batch (64), same optimizer (Adam), same memory format (NCHW) and the same threads (all cores)
+in all three. The bare loop and the engine alternate epoch by epoch, in two blocks with the Ray
+Train run between them, so that a noisy machine slows all three alike; the first epoch of each
+is a warm-up and is not counted. Prints median images/s and the ratios to the bare loop.
 
     python bench/overhead.py [--epochs 6]
 
@@ -45,14 +47,14 @@ def fresh_model():
     return create_model(MODEL["name"], num_classes=10, in_chans=1, **options)
 
 
-def bare_loop(data, epochs: int) -> list[float]:
-    """The textbook loop: shuffle, slice, normalise, forward, backward, step."""
+def bare_epochs(data):
+    """The textbook loop: shuffle, slice, normalise, forward, backward, step. Yields one
+    epoch's images/s per next()."""
     model, loss_fn = fresh_model(), nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     images, labels = data.train.images, data.train.labels
     mean, std = data.mean.view(1, -1, 1, 1), data.std.view(1, -1, 1, 1)
-    rates = []
-    for _ in range(epochs):
+    while True:
         model.train()
         order = torch.randperm(len(labels))
         steps = len(labels) // BATCH
@@ -64,21 +66,27 @@ def bare_loop(data, epochs: int) -> list[float]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        rates.append(steps * BATCH / (time.perf_counter() - start))
-    return rates
+        yield steps * BATCH / (time.perf_counter() - start)
 
 
-def engine_loop(data, epochs: int) -> list[float]:
+def engine_epochs(data):
+    """The deepnets engine on the same data, model, batch and optimizer (no Ray)."""
     model = fresh_model()
     optimizer = build_optimizer(model.parameters(), OptimConfig(name="adam", lr=1e-3))
     cfg = DataConfig(dataset="digits", val_fraction=0.0)
     loader = make_loader(data, data.train, cfg, batch_size=BATCH, train=True, seed=0)
-    rates = []
-    for epoch in range(epochs):
+    epoch = 0
+    while True:
+        epoch += 1
         loader.set_epoch(epoch)
         counts, seconds = train_one_epoch(model, loader, optimizer, criterion=nn.CrossEntropyLoss())
-        rates.append(counts.count / seconds)
-    return rates
+        yield counts.count / seconds
+
+
+def interleaved(bare, engine, epochs: int) -> tuple[list[float], list[float]]:
+    """Alternate epochs of the two, so that a noisy neighbour slows both alike."""
+    pairs = [(next(bare), next(engine)) for _ in range(epochs)]
+    return [b for b, _ in pairs], [e for _, e in pairs]
 
 
 def ray_train(epochs: int, threads: int) -> list[float]:
@@ -93,8 +101,8 @@ def ray_train(epochs: int, threads: int) -> list[float]:
         [
             f"model.name={MODEL['name']}", *options, "data.dataset=digits",
             "data.val_fraction=0.0", f"epochs={epochs}", f"global_batch_size={BATCH}",
-            "schedule.name=none", f"cpus_per_worker={threads}", f"output_dir={out}",
-            "name=overhead",
+            "schedule.name=none", "channels_last=false", f"cpus_per_worker={threads}",
+            f"output_dir={out}", "name=overhead",
         ],
     )  # fmt: skip
     summary = run_training(cfg)
@@ -112,23 +120,27 @@ def steady(rates: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=6, help="the first is a warm-up")
+    parser.add_argument("--epochs", type=int, default=6, help="per block; the first is a warm-up")
     args = parser.parse_args()
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     data = digits()
+    bare, engine = bare_epochs(data), engine_epochs(data)
+    # bare+engine, then Ray Train, then bare+engine again: the Ray run is compared with the
+    # bare loop measured on both sides of it.
+    bare_1, engine_1 = interleaved(bare, engine, args.epochs)
+    ray_rates = ray_train(args.epochs, threads)
+    bare_2, engine_2 = interleaved(bare, engine, args.epochs)
     results = {
-        "bare PyTorch loop": steady(bare_loop(data, args.epochs)),
-        "deepnets engine": steady(engine_loop(data, args.epochs)),
-        "Ray Train, 1 worker": steady(ray_train(args.epochs, threads)),
+        "bare PyTorch loop": statistics.median(bare_1[1:] + bare_2),
+        "deepnets engine": statistics.median(engine_1[1:] + engine_2),
+        "Ray Train, 1 worker": steady(ray_rates),
     }
-    bare = results["bare PyTorch loop"]
-    print(
-        f"\nthreads {threads}, batch {BATCH}, {len(data.train)} images/epoch, median of epochs 2.."
-    )
+    bare_rate = results["bare PyTorch loop"]
+    print(f"\nthreads {threads}, batch {BATCH}, {len(data.train)} images/epoch; median images/s")
     print(f"{'path':<22}{'images/s':>10}{'x bare':>9}")
     for name, rate in results.items():
-        print(f"{name:<22}{rate:>10.0f}{rate / bare:>9.3f}")
+        print(f"{name:<22}{rate:>10.0f}{rate / bare_rate:>9.3f}")
 
 
 if __name__ == "__main__":
