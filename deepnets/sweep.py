@@ -57,10 +57,17 @@ def report_finished_run(cfg: TrainConfig) -> bool:
     """A trial whose run already finished is not trained again: Tune saves its own state every
     few seconds, so a driver killed just after a trial ended resumes it as unfinished."""
     record, history = read_json(cfg.run_dir / RUN_FILE), read_history(cfg.run_dir)
-    if record.get("status") != "finished" or not history or history[-1]["epoch"] != cfg.epochs:
+    if not fit_returned(record) or not history or history[-1]["epoch"] != cfg.epochs:
         return False
     tune.report(history[-1])  # the final epoch's numbers, so Tune ranks the trial as before
     return True
+
+
+def fit_returned(record: dict) -> bool:
+    """Whether a run.json says its fit() returned without error: "finished" as the trial wrote
+    it, or the sweep driver's verdict on it ("ok", "diverged at epoch k", ...)."""
+    status = record.get("status") or "running"
+    return status != "running" and not status.startswith("failed")
 
 
 def concurrency(plan: SweepPlan, requested: int | None) -> int:

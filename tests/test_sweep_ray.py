@@ -127,10 +127,10 @@ def _sweep_process(head, *args: str) -> subprocess.Popen:
 def _fit_returned(runs_dir: Path) -> list[Path]:
     """Runs whose training finished (fit() returned). A test report alone is written before the
     last checkpoint is, and a run stopped in between rightly trains its last epoch again."""
+    from deepnets.sweep import fit_returned
+
     return [
-        p.parent
-        for p in runs_dir.glob("*/run.json")
-        if json.loads(p.read_text()).get("status") == "finished"
+        p.parent for p in runs_dir.glob("*/run.json") if fit_returned(json.loads(p.read_text()))
     ]
 
 
