@@ -33,10 +33,17 @@ def _alive_actors(ray_session, class_name: str) -> list:
     return list_actors(filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")])
 
 
+def _all_actor_ids(ray_session, class_name: str) -> set[str]:
+    from ray.util.state import list_actors
+
+    found = list_actors(filters=[("class_name", "=", class_name)], limit=10_000)
+    return {actor.actor_id for actor in found}
+
+
 def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, tmp_path):
     driver = subprocess.Popen(
         [sys.executable, str(ROOT / "jobs/train.py"), "--model", "resnet18", "--stem", "small",
-         "--width", "0.25", "--dataset", "digits", "--epochs", "6", "--output-dir",
+         "--width", "0.25", "--dataset", "digits", "--epochs", "8", "--output-dir",
          str(tmp_path), "--name", "killed", "cpus_per_worker=1", "max_failures=1",
          "data.val_fraction=0.2"],
         env=ray_head.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -44,17 +51,18 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, 
     run_dir = tmp_path / "killed"
     _wait_for(lambda: len(read_history(run_dir)) >= 2, 300, "epoch 2", driver)
     (worker,) = _alive_actors(ray_session, "RayTrainWorker")
-    epochs_before_kill, killed_at = len(read_history(run_dir)), time.time()
+    workers_before = _all_actor_ids(ray_session, "RayTrainWorker")
+    epochs_before_kill = len(read_history(run_dir))
     os.kill(worker.pid, signal.SIGKILL)  # the process, as the OOM killer or a lost node would
 
     output, _ = driver.communicate(timeout=600)
     assert driver.returncode == 0, output[-4000:]
-    assert epochs_before_kill < 6  # it really died mid-run
+    assert epochs_before_kill < 8  # it really died mid-run
     epochs = [row["epoch"] for row in read_history(run_dir)]
-    assert epochs == [1, 2, 3, 4, 5, 6]  # no gap, no duplicate
+    assert epochs == list(range(1, 9))  # no gap, no duplicate
     assert read_json(run_dir / RUN_FILE)["status"] == "finished"
-    # A new worker process, started after the kill, trained the rest: a restart, not a fluke.
-    assert read_json(run_dir / "timeline.json")["process_started"] > killed_at
+    # Train started a replacement worker actor (Ray may have put it in a pre-started process).
+    assert _all_actor_ids(ray_session, "RayTrainWorker") - workers_before
 
 
 def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, tmp_path):
