@@ -23,7 +23,7 @@ from deepnets.config import TrainConfig
 from deepnets.data import Datasets, load_datasets, make_loader
 from deepnets.engine import evaluate, train_one_epoch, unwrap
 from deepnets.metrics import Counts, per_class_report
-from deepnets.models import create_model
+from deepnets.models import create_configured_model
 from deepnets.optim import build_optimizer, build_scheduler
 from deepnets.runlog import (
     TEST_REPORT_FILE,
@@ -51,8 +51,8 @@ def configure_threads(cfg: TrainConfig) -> dict[str, Any]:
 
 def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Module:
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts)
-    model = create_model(
-        cfg.model.name, num_classes=data.num_classes, in_chans=data.in_chans, **cfg.model.options
+    model = create_configured_model(
+        cfg.model.name, cfg.model.options, num_classes=data.num_classes, in_chans=data.in_chans
     )
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -99,16 +99,14 @@ def rank_nodes() -> list[str]:
     return nodes
 
 
-def test_report(
-    cfg: TrainConfig, data: Datasets, test: Counts, world_size: int, threads: dict, nodes: list
-) -> dict:
+def test_report(cfg: TrainConfig, data: Datasets, test: Counts, threads: dict, nodes: list) -> dict:
     device = ray.train.torch.get_device()
     return {
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "test_images": test.count,
         "per_class": per_class_report(test.confusion, data.classes),
-        "world_size": world_size,
+        "world_size": len(nodes),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "dataset_source": data.source,
         "train_images": len(data.train),
@@ -199,7 +197,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             tb.log(row)
             if last:
                 write_json_atomically(
-                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, world, threads, nodes)
+                    run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, threads, nodes)
                 )
         if rank == 0 and (last or epoch % cfg.checkpoint.every_epochs == 0):
             state = training_state(unwrap(model), optimizer, scheduler, scaler, epoch, history)

@@ -199,3 +199,13 @@ def test_timm_unknown_and_pretrained_are_refused() -> None:
 def test_model_family(name: str) -> None:
     expected = "timm" if name.startswith("timm/") else name.rstrip("0123456789")
     assert model_family(name) == expected
+
+
+def test_a_config_may_state_in_chans_when_it_matches_the_data():
+    from deepnets.models import create_configured_model
+
+    options = {"in_chans": 1, "stem": "small", "width": 0.25}
+    model = create_configured_model("resnet18", options, num_classes=10, in_chans=1)
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ModelConfigError, match="in_chans: 1 does not match the data"):
+        create_configured_model("resnet18", options, num_classes=10, in_chans=3)

@@ -11,7 +11,7 @@ from deepnets.config import load_config
 from deepnets.data import load_datasets, make_loader
 from deepnets.engine import evaluate
 from deepnets.launch import run_training
-from deepnets.models import create_model
+from deepnets.models import create_configured_model
 from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ SETTINGS = [
 
 def _accuracy_of_weights_on_whole_test_set(cfg, state) -> float:
     data = load_datasets(cfg.data, cfg.seed)
-    model = create_model(cfg.model.name, num_classes=10, in_chans=1, **cfg.model.options)
+    model = create_configured_model(cfg.model.name, cfg.model.options, num_classes=10, in_chans=1)
     model.load_state_dict(state["model"])
     loader = make_loader(data, data.test, cfg.data, batch_size=32, train=False, seed=cfg.seed)
     counts = evaluate(model, loader, num_classes=10)

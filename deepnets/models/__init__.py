@@ -7,6 +7,7 @@ from . import googlenet, resnet, vgg  # noqa: F401  (imported for their registra
 from .registry import (
     ModelConfigError,
     check_in_chans,
+    create_configured_model,
     create_model,
     list_models,
     model_family,
@@ -17,6 +18,7 @@ from .registry import (
 __all__ = [
     "check_in_chans",
     "ModelConfigError",
+    "create_configured_model",
     "create_model",
     "list_models",
     "model_family",

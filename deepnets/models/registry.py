@@ -84,14 +84,27 @@ def _declared_in_chans(name: str, options: dict[str, Any]) -> tuple[dict[str, An
     return {k: v for k, v in options.items() if k != "in_chans"}, declared
 
 
-def check_in_chans(name: str, options: dict[str, Any], data_channels: int, dataset: str) -> None:
+def check_in_chans(
+    name: str, options: dict[str, Any], data_channels: int, dataset: str | None = None
+) -> None:
     """Refuse a stated `in_chans` that the data does not have."""
     _, declared = _declared_in_chans(name, options)
     if declared is not None and declared != data_channels:
+        images = f"{dataset} images" if dataset else "the images"
         raise ModelConfigError(
-            f"model.options.in_chans: {declared} does not match the data ({dataset} images "
+            f"model.options.in_chans: {declared} does not match the data ({images} "
             f"have {data_channels} channel{'s' if data_channels > 1 else ''})"
         )
+
+
+def create_configured_model(
+    name: str, options: dict[str, Any], *, num_classes: int, in_chans: int
+) -> nn.Module:
+    """Build from a config's `model.options`, which may state `in_chans`: checked against the
+    data's channels, then left out (create_model takes the data's as its own argument)."""
+    check_in_chans(name, options, in_chans)
+    rest, _ = _declared_in_chans(name, options)
+    return create_model(name, num_classes=num_classes, in_chans=in_chans, **rest)
 
 
 def create_model(name: str, *, num_classes: int, in_chans: int, **options: Any) -> nn.Module:
@@ -101,8 +114,6 @@ def create_model(name: str, *, num_classes: int, in_chans: int, **options: Any) 
             f"model {name!r}: num_classes and in_chans must be >= 1 "
             f"(got num_classes={num_classes}, in_chans={in_chans})"
         )
-    check_in_chans(name, options, in_chans, "the")
-    options, _ = _declared_in_chans(name, options)
     if name.startswith(TIMM_PREFIX):
         return _create_timm(name, num_classes=num_classes, in_chans=in_chans, **options)
     spec = _spec(name)

@@ -175,15 +175,14 @@ def _predict(record: RunRecord, per_kind: int):
     if weights is None:
         return None
     from deepnets.config import TrainConfig
-    from deepnets.models import create_model
+    from deepnets.models import create_configured_model
 
     cfg = TrainConfig.model_validate(record.config)
     data = _test_data(cfg)
     if data is None:
         return None
-    opts = cfg.model.options
-    model = create_model(
-        cfg.model.name, num_classes=data.num_classes, in_chans=data.in_chans, **opts
+    model = create_configured_model(
+        cfg.model.name, cfg.model.options, num_classes=data.num_classes, in_chans=data.in_chans
     )
     model.load_state_dict(weights)
     return data, *_first_examples(model, data, cfg, per_kind)
