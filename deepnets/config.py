@@ -57,7 +57,8 @@ class DataConfig(Strict):
     test_subset: int | None = Field(default=None, ge=10)
     # Held out of the training split for per-epoch validation (what ASHA ranks trials by).
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
-    # Square side in pixels the batches are resized to; None keeps the dataset's native size.
+    # Classification: square side in pixels the batches are resized to. Segmentation: side of
+    # the square training crops (evaluation always sees whole images). None: native size.
     resolution: int | None = Field(default=None, ge=8, le=1024)
     augment: Literal["none", "report", "standard"] = "none"
 
@@ -106,6 +107,8 @@ class CheckpointConfig(Strict):
 class TrainConfig(Strict):
     """A whole training run: what Ray hands every worker, validated on the worker's first line."""
 
+    # "segmentation": a label per pixel (voc2012 or voc:<path> data, an FCN model).
+    task: Literal["classification", "segmentation"] = "classification"
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -149,6 +152,11 @@ class TrainConfig(Strict):
             raise ValueError(f"must be divisible by num_workers ({workers})")
         return batch
 
+    @model_validator(mode="after")
+    def _task_fits_data_and_model(self) -> TrainConfig:
+        check_task(self.task, self.data, self.model.name)
+        return self
+
     @property
     def batch_size_per_worker(self) -> int:
         return self.global_batch_size // self.num_workers
@@ -167,6 +175,29 @@ class TrainConfig(Strict):
     @property
     def run_dir(self) -> Location:
         return Location(self.output_dir) / self.run_name
+
+
+def check_task(task: str, data: DataConfig, model_name: str) -> None:
+    """Datasets and models are made for one task; say which setting disagrees, and the fix."""
+    from deepnets.data.registry import dataset_spec
+    from deepnets.models import model_family
+
+    data_task = dataset_spec(data.dataset).task
+    fcn = model_family(model_name) == "fcn"
+    if data_task != task:
+        other = "a classification dataset" if task == "classification" else "voc2012 or voc:<path>"
+        raise ValueError(
+            f"data.dataset '{data.dataset}' is a {data_task} dataset but task is {task} (set "
+            f"task: {data_task}, or use {other})"
+        )
+    if fcn != (task == "segmentation"):
+        allowed = "fcn32s, fcn16s, fcn8s" if task == "segmentation" else "a classifier"
+        raise ValueError(f"model.name '{model_name}' does not do {task}; use {allowed}")
+    if task == "segmentation" and data.augment == "report":
+        raise ValueError(
+            "data.augment 'report' (rotation, colour jitter) is for classification; "
+            "segmentation takes 'none' or 'standard' (random zoom 0.5-2x, crop, flip)"
+        )
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -1,6 +1,8 @@
 """One training epoch and one evaluation pass: plain PyTorch, no Ray, testable on a CPU.
 
-Both return `Counts` of this rank only; the caller reduces them across ranks.
+Both return `Counts` of this rank only; the caller reduces them across ranks. Targets are one
+label per image (classification) or per pixel (segmentation, where `ignore_index` marks pixels
+that count nowhere: not in the loss, the accuracy or the confusion matrix).
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ import torch.nn as nn
 from deepnets.metrics import Counts, confusion_matrix
 
 PRECISION_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+NO_IGNORE = -100  # CrossEntropyLoss's default ignore_index: no class id is ever negative
+
+
+def cross_entropy(ignore_index: int | None, **options) -> nn.CrossEntropyLoss:
+    """The loss, ignoring targets equal to `ignore_index` (None: none are ignored)."""
+    ignored = NO_IGNORE if ignore_index is None else ignore_index
+    return nn.CrossEntropyLoss(ignore_index=ignored, **options)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -56,6 +65,7 @@ def train_one_epoch(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
     device: torch.device | str = "cpu",
+    ignore_index: int | None = None,
 ) -> tuple[Counts, float]:
     """Train over `batches` once; returns this rank's counts and the seconds it took."""
     device = torch.device(device)
@@ -75,24 +85,34 @@ def train_one_epoch(
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        _accumulate(counts, loss.detach(), logits.detach(), targets)
+        _accumulate(counts, loss.detach(), logits.detach(), targets, ignore_index)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return counts, time.perf_counter() - start
 
 
-def _accumulate(counts: Counts, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor):
+def _labelled(targets: torch.Tensor, ignore_index: int | None) -> torch.Tensor | None:
+    """Mask of the targets that count (None: all of them)."""
+    return None if ignore_index is None else targets != ignore_index
+
+
+def _accumulate(counts: Counts, loss, logits, targets, ignore_index: int | None) -> None:
     # .item() syncs with the GPU once per step; cheap next to a step, and it lets us count
     # non-finite losses, which is how a diverged run is recognised later.
-    n = targets.shape[0]
-    value = loss.item()
+    hits = logits.argmax(dim=1) == targets
+    labelled = _labelled(targets, ignore_index)
+    if labelled is not None:
+        hits &= labelled
+    n = targets.numel() if labelled is None else int(labelled.sum().item())
+    value = loss.item()  # the mean over the n labelled targets
     if math.isfinite(value):
         counts.loss_sum += value * n
     else:
         counts.nonfinite_steps += 1
         counts.loss_sum = math.nan
-    counts.correct += int((logits.argmax(dim=1) == targets).sum().item())
+    counts.correct += int(hits.sum().item())
     counts.count += n
+    counts.images += targets.shape[0]
 
 
 @torch.no_grad()
@@ -103,20 +123,25 @@ def evaluate(
     num_classes: int,
     precision: str = "fp32",
     device: torch.device | str = "cpu",
+    ignore_index: int | None = None,
 ) -> Counts:
     """Loss, accuracy and confusion matrix of this rank's share of a split (eval mode)."""
     device = torch.device(device)
     net = unwrap(model)  # no DDP wrapper: evaluation must not take part in collectives
     net.eval()
-    criterion = nn.CrossEntropyLoss(reduction="sum")
+    criterion = cross_entropy(ignore_index, reduction="sum")
     counts = Counts(confusion=torch.zeros(num_classes, num_classes, dtype=torch.int64))
     for images, targets in batches:
         with autocast(device, precision):
             logits = net(images)
         loss = criterion(logits.float(), targets).item()
         counts.loss_sum += loss if math.isfinite(loss) else math.nan
-        preds = logits.argmax(dim=1)
-        counts.correct += int((preds == targets).sum().item())
-        counts.count += targets.shape[0]
-        counts.confusion += confusion_matrix(preds, targets, num_classes).cpu()
+        preds, truth = logits.argmax(dim=1), targets
+        labelled = _labelled(targets, ignore_index)
+        if labelled is not None:
+            preds, truth = preds[labelled], truth[labelled]
+        counts.correct += int((preds == truth).sum().item())
+        counts.count += truth.numel()
+        counts.images += targets.shape[0]
+        counts.confusion += confusion_matrix(preds, truth, num_classes).cpu()
     return counts

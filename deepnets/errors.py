@@ -18,9 +18,8 @@ class DataError(InputError):
 
 
 def _field_path(loc: tuple) -> str:
-    # pydantic puts the model name of a failed model-level validator nowhere in loc; an empty
-    # loc means the whole section failed, which the message itself then explains.
-    return ".".join(str(part) for part in loc) or "(top level)"
+    # An empty loc means a model-level validator failed: its message names the fields itself.
+    return "".join(f"{part}: " if i == len(loc) - 1 else f"{part}." for i, part in enumerate(loc))
 
 
 def _allowed_keys(root: type[BaseModel] | None, parents: tuple) -> str:
@@ -51,4 +50,4 @@ def format_validation_error(
         "" if isinstance(shown, dict) or first["type"] == "extra_forbidden" else f" (got {shown!r})"
     )
     more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
-    return f"{source}: {field}: {message}{got}{more}".replace("\n", " ")
+    return f"{source}: {field}{message}{got}{more}".replace("\n", " ")

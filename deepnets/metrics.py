@@ -28,21 +28,26 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Counts:
-    """Loss sum, correct predictions and image count over one pass; add, reduce, then read."""
+    """Loss sum, correct predictions and their count over one pass; add, reduce, then read.
+
+    `count` is what the loss and accuracy average over: images for classification, labelled
+    pixels (not the ignored ones) for segmentation; `images` counts images either way."""
 
     loss_sum: float = 0.0
     correct: int = 0
     count: int = 0
     nonfinite_steps: int = 0
     confusion: torch.Tensor | None = field(default=None, repr=False)
+    images: int = 0
 
     def reduced(self) -> Counts:
         scalars = torch.tensor(
-            [self.loss_sum, self.correct, self.count, self.nonfinite_steps], dtype=torch.float64
+            [self.loss_sum, self.correct, self.count, self.nonfinite_steps, self.images],
+            dtype=torch.float64,
         )
-        loss_sum, correct, count, nonfinite = all_reduce_sum(scalars).tolist()
+        loss_sum, correct, count, nonfinite, images = all_reduce_sum(scalars).tolist()
         confusion = None if self.confusion is None else all_reduce_sum(self.confusion.cpu())
-        return Counts(loss_sum, int(correct), int(count), int(nonfinite), confusion)
+        return Counts(loss_sum, int(correct), int(count), int(nonfinite), confusion, int(images))
 
     @property
     def loss(self) -> float:
@@ -82,6 +87,34 @@ def per_class_report(confusion: torch.Tensor | np.ndarray, class_names: list[str
     return report
 
 
+def segmentation_report(confusion: torch.Tensor | np.ndarray, class_names: list[str]) -> dict:
+    """Per-class IoU and Dice, their means, pixel accuracy and mean class accuracy, from a pixel
+    confusion matrix [true, predicted] (ignored pixels are not in it).
+
+    IoU = TP / (TP + FP + FN), Dice = 2 TP / (2 TP + FP + FN). The means are over the classes
+    that occur in the truth or the predictions: a class absent from both has no IoU (0 / 0),
+    and counting it as 0 or 1 would move the mean by something the model did not do."""
+    matrix = np.asarray(confusion, dtype=np.int64)
+    hits, truth, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    union = truth + predicted - hits
+    iou, dice = _ratio(hits, union), _ratio(2 * hits, truth + predicted)
+    present = union > 0
+    total = int(truth.sum())
+    per_class = {
+        name: {"iou": float(iou[i]), "dice": float(dice[i]), "pixels": int(truth[i])}
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "mean_iou": float(iou[present].mean()) if present.any() else 0.0,
+        "mean_dice": float(dice[present].mean()) if present.any() else 0.0,
+        "pixel_accuracy": float(hits.sum() / total) if total else 0.0,
+        "mean_class_accuracy": float(_ratio(hits, truth)[truth > 0].mean()) if total else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(class_names),
+    }
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with 0 where den is 0 (scikit-learn's zero_division=0)."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
@@ -95,3 +128,13 @@ def _scores(precision, recall, f1, support) -> dict:
         "f1-score": float(f1),
         "support": int(support),
     }
+
+
+def split_metrics(prefix: str, counts: Counts, classes: list[str], task: str) -> dict:
+    """What an epoch row shows of one evaluated split: `val_loss`, `val_accuracy` (pixel
+    accuracy for segmentation) and, for segmentation, `val_miou` and `val_mean_dice`."""
+    row = {f"{prefix}_loss": counts.loss, f"{prefix}_accuracy": counts.accuracy}
+    if task == "segmentation" and counts.confusion is not None:
+        report = segmentation_report(counts.confusion, classes)
+        row |= {f"{prefix}_miou": report["mean_iou"], f"{prefix}_mean_dice": report["mean_dice"]}
+    return row

@@ -119,10 +119,13 @@ def progress_line(row: dict[str, Any], epochs: int) -> str:
         f"epoch {row['epoch']}/{epochs}",
         f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.2%}",
     ]
-    if row.get("val_accuracy") is not None:
-        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}")
-    if row.get("test_accuracy") is not None:
-        parts.append(f"test acc {row['test_accuracy']:.2%}")
+    for split in ("val", "test"):
+        if row.get(f"{split}_accuracy") is None:
+            continue
+        text = f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_accuracy']:.2%}"
+        if row.get(f"{split}_miou") is not None:  # segmentation: acc is pixel accuracy
+            text += f" mIoU {row[f'{split}_miou']:.2%}"
+        parts.append(text)
     parts.append(f"lr {row['lr']:.2e}")
     parts.append(f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s")
     return " | ".join(parts)

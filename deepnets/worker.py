@@ -21,8 +21,9 @@ import torch.nn as nn
 from deepnets.checkpoint import load_state, restore_training_state, save_state, training_state
 from deepnets.config import TrainConfig
 from deepnets.data import Datasets, load_datasets, make_loader
-from deepnets.engine import evaluate, train_one_epoch, unwrap
-from deepnets.metrics import Counts, per_class_report
+from deepnets.data.voc import IGNORE_INDEX
+from deepnets.engine import cross_entropy, evaluate, train_one_epoch, unwrap
+from deepnets.metrics import Counts, per_class_report, segmentation_report, split_metrics
 from deepnets.models import create_configured_model
 from deepnets.optim import build_optimizer, build_scheduler
 from deepnets.runlog import (
@@ -59,19 +60,16 @@ def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Mo
     return ray.train.torch.prepare_model(model)
 
 
-def epoch_row(epoch, lr, train: Counts, seconds: float, val: Counts | None) -> dict[str, Any]:
-    row = {
+def epoch_row(epoch, lr, train: Counts, seconds: float, val: dict) -> dict[str, Any]:
+    return {
         "epoch": epoch,
         "lr": lr,
         "train_loss": train.loss,
         "train_accuracy": train.accuracy,
         "nonfinite_steps": train.nonfinite_steps,
         "epoch_seconds": seconds,
-        "images_per_second": train.count / seconds if seconds > 0 else 0.0,
-    }
-    if val is not None:
-        row |= {"val_loss": val.loss, "val_accuracy": val.accuracy}
-    return row
+        "images_per_second": train.images / seconds if seconds > 0 else 0.0,
+    } | val
 
 
 def sync_buffers(model: nn.Module) -> None:
@@ -101,10 +99,14 @@ def rank_nodes() -> list[str]:
 
 def test_report(cfg: TrainConfig, data: Datasets, test: Counts, threads: dict, nodes: list) -> dict:
     device = ray.train.torch.get_device()
-    return {
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "test_images": test.count,
+    report = split_metrics("test", test, data.classes, cfg.task) | {"test_images": test.images}
+    if cfg.task == "segmentation":
+        report |= {
+            "test_pixels": test.count,  # labelled ones: the padding and void outlines are not
+            "segmentation": segmentation_report(test.confusion, data.classes),
+        }
+    return report | {
+        "task": cfg.task,
         "per_class": per_class_report(test.confusion, data.classes),
         "world_size": len(nodes),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -149,7 +151,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     )
     use_scaler = cfg.precision == "fp16" and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    ignore = IGNORE_INDEX if cfg.task == "segmentation" else None
+    criterion = cross_entropy(ignore, label_smoothing=cfg.label_smoothing)
+
+    def evaluated(batches, prefix: str) -> tuple[Counts, dict]:
+        counts = evaluate(
+            model, batches, num_classes=data.num_classes, precision=cfg.precision,
+            device=device, ignore_index=ignore,
+        ).reduced()  # fmt: skip
+        return counts, split_metrics(prefix, counts, data.classes, cfg.task)
 
     # [3] resume from the last checkpoint of this run, if there is one
     done, history = 0, []
@@ -170,23 +180,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         counts, seconds = train_one_epoch(
             model, train_batches, optimizer, criterion=criterion, scheduler=scheduler,
             aux_weight=cfg.aux_loss_weight, precision=cfg.precision, scaler=scaler,
-            device=device,
+            device=device, ignore_index=ignore,
         )  # fmt: skip
         sync_buffers(model)
-        val = None
-        if val_batches is not None:
-            val = evaluate(
-                model, val_batches, num_classes=data.num_classes, precision=cfg.precision,
-                device=device,
-            ).reduced()  # fmt: skip
+        val = evaluated(val_batches, "val")[1] if val_batches is not None else {}
         row = epoch_row(epoch, lr, counts.reduced(), seconds, val)
         last = epoch == cfg.epochs
         if last:  # [5] the held-out test set, once, with the final weights
-            test = evaluate(
-                model, test_batches, num_classes=data.num_classes, precision=cfg.precision,
-                device=device,
-            ).reduced()  # fmt: skip
-            row |= {"test_loss": test.loss, "test_accuracy": test.accuracy}
+            test, test_row = evaluated(test_batches, "test")
+            row |= test_row
         history.append(row)
         if rank == 0:
             if epoch == done + 1:  # this attempt's start-up, once its first epoch is done

@@ -17,7 +17,9 @@ from deepnets.models import (
     validate_model_options,
 )
 
-QUICK = {"stem": "small", "width": 0.25}  # every registered family has both options
+QUICK = {"stem": "small", "width": 0.25}  # every classifier family has both options
+# The FCNs (segmentation) have tests of their own in test_segmentation.py.
+CLASSIFIERS = [name for name in list_models() if not name.startswith("fcn")]
 
 # GoogLeNet's table counts weights only, in units of K = 1024 (3a: 163,328 weights = "159K";
 # the 3x3 stem row: 114,688 = "112K"; the linear layer: 1,024,000 = "1000K"). Its sum is 6797.7K.
@@ -55,7 +57,7 @@ def check_forward_backward(model: nn.Module, x: torch.Tensor, num_classes: int) 
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)], ids=["mnist", "cifar"])
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_small_inputs_train_and_eval(name: str, shape: tuple[int, int, int]) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_chans=shape[0], **QUICK)
@@ -197,7 +199,7 @@ def test_timm_unknown_and_pretrained_are_refused() -> None:
 
 @pytest.mark.parametrize("name", [*list_models(), "timm/resnet18"])
 def test_model_family(name: str) -> None:
-    expected = "timm" if name.startswith("timm/") else name.rstrip("0123456789")
+    expected = "timm" if name.startswith("timm/") else name.rstrip("0123456789s")
     assert model_family(name) == expected
 
 

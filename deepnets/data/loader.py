@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from deepnets.data.augment import Augment
+from deepnets.data.seg_augment import JointAugment
 
 
 class TensorLoader:
@@ -88,9 +89,32 @@ class TensorLoader:
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def _batch(self, index: torch.Tensor, gen: torch.Generator | None):
+        return self._prepare(index, gen), self.labels[index]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         indices = self.shard_indices()
         gen = self._generator(salt=1 + self.rank) if self.augment else None
         for b in range(len(self)):
             index = indices[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self._prepare(index, gen), self.labels[index]
+            yield self._batch(index, gen)
+
+
+class SegmentationLoader(TensorLoader):
+    """(images, masks) batches: masks int64 [N, H, W] with 255 = ignore. Training crops
+    `crop`-pixel squares (with random zoom and flips when asked); evaluation sees whole
+    canvases, so its metrics are at the images' native resolution."""
+
+    def __init__(self, images, masks, *, crop: int | None, scale: bool, hflip: bool, **common):
+        super().__init__(images, masks, **common)
+        joint = JointAugment(crop, scale=scale, hflip=hflip)
+        self.augment = joint if self.train and joint.active else None
+
+    def _batch(self, index: torch.Tensor, gen: torch.Generator | None):
+        x = self.images[index].float().div_(255.0)
+        masks = self.labels[index]
+        if self.augment is not None:
+            x, masks = self.augment(x, masks, gen)
+        x = (x - self.mean) / self.std
+        x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x, masks.long()

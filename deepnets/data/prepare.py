@@ -1,4 +1,8 @@
-"""From a DataConfig to train / val / test tensors: read (cached), subset, split, normalise."""
+"""From a DataConfig to train / val / test tensors: read (cached), subset, split, normalise.
+
+Classification subsets and validation splits are stratified by label; segmentation ones (a
+label per pixel) are plain seeded random picks of images.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ import torch
 from deepnets.config import DataConfig
 from deepnets.data.augment import build_augment
 from deepnets.data.cache import cached
-from deepnets.data.loader import TensorLoader
-from deepnets.data.registry import IMAGEFOLDER_PREFIX, dataset_spec, imagefolder_path
+from deepnets.data.loader import SegmentationLoader, TensorLoader
+from deepnets.data.registry import PREFIXES, VOC_FOLDER_PREFIX, dataset_spec, folder_path
 from deepnets.data.sources import (
     READERS,
     RawDataset,
@@ -22,6 +26,7 @@ from deepnets.data.sources import (
     read_image_tree,
 )
 from deepnets.data.split import StratifyError, stratified_pick
+from deepnets.data.voc import read_voc2012, read_voc_folder
 from deepnets.errors import DataError
 
 # Where each dataset's files live under the data root (what the tensor cache watches).
@@ -29,7 +34,12 @@ SOURCE_FOLDERS = {
     "mnist": "MNIST",
     "fashion_mnist": "FashionMNIST",
     "cifar10": "cifar-10-batches-py",
+    "voc2012": "VOCdevkit/VOC2012",
 }
+# Segmentation inputs are normalised with ImageNet's statistics, which ImageNet-pretrained
+# VGG16 weights expect (and which are a fine default from scratch too).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -51,6 +61,7 @@ class Datasets:
     std: torch.Tensor
     source: str
     hflip: bool
+    task: str = "classification"
 
     @property
     def in_chans(self) -> int:
@@ -71,21 +82,28 @@ def data_root(cfg: DataConfig) -> Path:
 
 def absolute_dataset(name: str) -> str:
     """`imagefolder:<absolute path>`: Ray workers run in another working directory."""
-    if name.startswith(IMAGEFOLDER_PREFIX):
-        return f"{IMAGEFOLDER_PREFIX}{imagefolder_path(name)}"
-    return name
+    prefix = next((p for p in PREFIXES if name.startswith(p)), None)
+    return f"{prefix}{folder_path(name)}" if prefix else name
 
 
 def read_raw(cfg: DataConfig) -> RawDataset:
     """Decoded uint8 tensors of the whole dataset, from the on-disk cache after the first time."""
     if cfg.dataset == "digits":  # cached too: importing scikit-learn costs every worker a second
         return cached("digits", digits_source(), lambda: READERS["digits"](Path("."), False))
-    if cfg.dataset.startswith("imagefolder:"):
-        folder = imagefolder_path(cfg.dataset)
+    if cfg.dataset.startswith(PREFIXES):
+        folder = folder_path(cfg.dataset)
         if not folder.is_dir():
-            raise DataError(f"data.dataset: image folder {folder} does not exist")
-        return cached(cfg.dataset, folder, lambda: read_image_tree(folder))
+            raise DataError(f"data.dataset: folder {folder} does not exist")
+        voc = cfg.dataset.startswith(VOC_FOLDER_PREFIX)
+        read = read_voc_folder if voc else read_image_tree
+        return cached(cfg.dataset, folder, lambda: read(folder))
     root = data_root(cfg)
+    if cfg.dataset == "voc2012":
+        # Not `cached` until it exists: a download must not be keyed on an absent folder.
+        folder = root / SOURCE_FOLDERS["voc2012"]
+        if not folder.is_dir():
+            read_voc2012(root, cfg.download)
+        return cached("voc2012", folder, lambda: read_voc2012(root, False))
     source = root / SOURCE_FOLDERS[cfg.dataset]
     if cfg.dataset == "cifar10" and not source.is_dir():
         source = root / "cifar10-jpeg"
@@ -94,19 +112,30 @@ def read_raw(cfg: DataConfig) -> RawDataset:
     return cached(cfg.dataset, source, lambda: READERS[cfg.dataset](root, cfg.download))
 
 
-def stratified_subset(labels: torch.Tensor, size: int | None, seed: int) -> np.ndarray:
+def stratified_subset(
+    labels: torch.Tensor, size: int | None, seed: int, stratify: bool = True
+) -> np.ndarray:
     """Indices of a class-balanced random subset of `size` items (all items when None)."""
     if size is None or size >= len(labels):
         return np.arange(len(labels))
+    if not stratify:
+        return np.sort(np.random.default_rng(seed).permutation(len(labels))[:size])
     try:
         return stratified_pick(labels.numpy(), size, seed)[0]
     except StratifyError as err:  # fewer images than classes
         raise DataError(f"data subset of {size}: cannot be stratified ({err})") from None
 
 
-def split_off(labels: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_off(
+    labels: torch.Tensor, fraction: float, seed: int, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (keep, held_out) index arrays with `fraction` of the items held out."""
     held_count = math.ceil(fraction * len(labels))  # as scikit-learn's test_size rounds
+    if not stratify:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        if held_count >= len(labels):
+            raise DataError(f"data.val_fraction={fraction} leaves no training images")
+        return np.sort(order[held_count:]), np.sort(order[:held_count])
     try:
         held, keep = stratified_pick(labels.numpy(), held_count, seed, both_sides=True)
     except StratifyError as err:  # the held-out part would have fewer images than classes
@@ -129,19 +158,23 @@ def load_datasets(cfg: DataConfig, seed: int) -> Datasets:
     spec = dataset_spec(cfg.dataset)
     if len(raw.classes) < 2:
         raise DataError(f"data.dataset: {cfg.dataset} has {len(raw.classes)} class; need >= 2")
-    keep = stratified_subset(raw.train_labels, cfg.train_subset, seed)
+    stratify = spec.task == "classification"
+    keep = stratified_subset(raw.train_labels, cfg.train_subset, seed, stratify)
     train = Split(raw.train_images[keep], raw.train_labels[keep])
     val = None
     if cfg.val_fraction > 0:
-        fit, held = split_off(train.labels, cfg.val_fraction, seed)
+        fit, held = split_off(train.labels, cfg.val_fraction, seed, stratify)
         train, val = (
             Split(train.images[fit], train.labels[fit]),
             Split(train.images[held], train.labels[held]),
         )
-    test_keep = stratified_subset(raw.test_labels, cfg.test_subset, seed)
+    test_keep = stratified_subset(raw.test_labels, cfg.test_subset, seed, stratify)
     test = Split(raw.test_images[test_keep], raw.test_labels[test_keep])
-    mean, std = channel_stats(train.images)
-    return Datasets(train, val, test, raw.classes, mean, std, raw.source, spec.hflip)
+    if stratify:
+        mean, std = channel_stats(train.images)
+    else:
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    return Datasets(train, val, test, raw.classes, mean, std, raw.source, spec.hflip, spec.task)
 
 
 def make_loader(
@@ -158,6 +191,13 @@ def make_loader(
     channels_last: bool = False,
 ) -> TensorLoader:
     """A sharded, tensor-resident loader for one split of `data`."""
+    if data.task == "segmentation":
+        return SegmentationLoader(
+            split.images, split.labels, batch_size=batch_size, mean=data.mean, std=data.std,
+            train=train, seed=seed, rank=rank, world_size=world_size, device=device,
+            channels_last=channels_last, crop=cfg.resolution,
+            scale=cfg.augment == "standard", hflip=data.hflip and cfg.augment == "standard",
+        )  # fmt: skip
     size = cfg.resolution or data.native_size
     augment = build_augment(cfg.augment, hflip=data.hflip, size=size) if train else None
     return TensorLoader(

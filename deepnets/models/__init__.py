@@ -1,9 +1,9 @@
 """Model registry: `create_model("resnet18", num_classes=10, in_chans=3, stem="small")`.
 
-Importing this package registers VGG, ResNet and GoogLeNet; "timm/<name>" goes to timm.
+Importing this package registers VGG, ResNet, GoogLeNet and FCN; "timm/<name>" goes to timm.
 """
 
-from . import googlenet, resnet, vgg  # noqa: F401  (imported for their registrations)
+from . import fcn, googlenet, resnet, vgg  # noqa: F401  (imported for their registrations)
 from .registry import (
     ModelConfigError,
     check_in_chans,
