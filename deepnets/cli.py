@@ -83,6 +83,8 @@ def format_summary(summary) -> str:
         f"epochs: {summary.epochs_done}   best val acc: {pct(summary.best_val_accuracy)}   "
         f"test acc: {pct(summary.test_accuracy)}   wall: {summary.wall_seconds:.1f}s",
     ]
+    if summary.test_miou is not None:  # segmentation: the accuracies above are per pixel
+        lines.append(f"test mean IoU: {pct(summary.test_miou)}")
     return "\n".join(lines)
 
 
@@ -91,6 +93,7 @@ SWEEP_COLUMNS = (
     "variant", "seed", "status", "epochs", "best_val_accuracy", "final_val_accuracy",
     "test_accuracy", "wall_seconds",
 )  # fmt: skip
+SEGMENTATION_NOTE = "; segmentation accuracies are per pixel"
 PLAN_COLUMNS = (
     "variant", "seed", "model", "options", "dataset", "train", "optim", "epochs", "batch",
     "augment", "workers",
@@ -129,8 +132,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     rows = run_sweep(plan, resume=args.resume, max_concurrent=args.max_concurrent)
     print(f"\nexperiment: {plan.experiment_dir}")
-    print(format_table(rows, SWEEP_COLUMNS))
-    print("(* stopped early by ASHA)")
+    segmentation = any(r.get("test_miou") is not None for r in rows)
+    print(format_table(rows, SWEEP_COLUMNS + (("test_miou",) if segmentation else ())))
+    print("(* stopped early by ASHA)" + (SEGMENTATION_NOTE if segmentation else ""))
     print(f"report: {write_sweep_report(plan, args.report_dir)}")
     return 1 if any(r["status"].startswith("failed") for r in rows) else 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from deepnets import provenance
 from deepnets.config import TrainConfig
@@ -33,6 +34,7 @@ class RunSummary:
     best_val_accuracy: float | None
     wall_seconds: float
     error: str | None = None
+    test_miou: float | None = None  # segmentation only
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
@@ -78,6 +80,12 @@ def check_model_fits_data(cfg: TrainConfig, data_channels: int) -> None:
         check_in_chans(cfg.model.name, cfg.model.options, data_channels, cfg.data.dataset)
     except ModelConfigError as err:
         raise ConfigError(str(err)) from None
+    weights = cfg.model.options.get("weights")
+    if weights and not Path(weights).expanduser().is_file():
+        raise ConfigError(
+            f"model.options.weights: no file {Path(weights).expanduser()} (a local ImageNet VGG16 "
+            "state dict in torchvision's layout, e.g. vgg16-397923af.pth; nothing is downloaded)"
+        )
 
 
 def ensure_ray(*, need_gpus: float = 0.0) -> None:
@@ -159,7 +167,8 @@ def summarise(cfg: TrainConfig, wall: float, error: str | None) -> RunSummary:
     vals = val_accuracies(history)
     test = history[-1].get("test_accuracy") if history else None
     epochs = history[-1]["epoch"] if history else 0
-    return RunSummary(cfg.run_dir, epochs, test, max(vals) if vals else None, wall, error)
+    miou = history[-1].get("test_miou") if history else None
+    return RunSummary(cfg.run_dir, epochs, test, max(vals) if vals else None, wall, error, miou)
 
 
 def run_training(cfg: TrainConfig) -> RunSummary:

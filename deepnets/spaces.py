@@ -25,7 +25,8 @@ from deepnets.config import (
 from deepnets.errors import ConfigError, format_validation_error
 
 ID_PATTERN = r"^[A-Za-z0-9._-]+$"
-METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+# val_miou / val_mean_dice: segmentation only (val_accuracy is its pixel accuracy).
+METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "val_miou", "val_mean_dice")
 
 
 class Domain(Strict):
@@ -214,6 +215,11 @@ def validate_variants(space: SpaceFile, fidelity: Fidelity, source: str) -> dict
             raise ConfigError(
                 f"{source} variant {variant.id}: metric {space.metric} needs a validation "
                 "split, but data.val_fraction is 0"
+            )
+        if space.metric in ("val_miou", "val_mean_dice") and cfg.task != "segmentation":
+            raise ConfigError(
+                f"{source} variant {variant.id}: metric {space.metric} is a segmentation "
+                "metric, but the variant's task is classification"
             )
         for key, domain in space.search.items():
             for value in domain.extremes():

@@ -202,6 +202,7 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
         "best_val_accuracy": max(vals) if vals else None,
         "final_val_accuracy": vals[-1] if vals else None,
         "test_accuracy": history[-1].get("test_accuracy") if history else None,
+        "test_miou": history[-1].get("test_miou") if history else None,  # segmentation
         "wall_seconds": wall,
         "run_dir": str(run_dir),
     }

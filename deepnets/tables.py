@@ -10,7 +10,7 @@ def _cell(value: Any, column: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if "accuracy" in column:
+        if "accuracy" in column or "miou" in column:
             return f"{value:.2%}"
         if "seconds" in column:
             return f"{value:.1f}"

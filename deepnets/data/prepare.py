@@ -18,6 +18,7 @@ from deepnets.data.augment import build_augment
 from deepnets.data.cache import cached
 from deepnets.data.loader import SegmentationLoader, TensorLoader
 from deepnets.data.registry import PREFIXES, VOC_FOLDER_PREFIX, dataset_spec, folder_path
+from deepnets.data.shapes import EMBEDDED_TRAIN, EMBEDDED_VAL, embedded_shapes
 from deepnets.data.sources import (
     READERS,
     RawDataset,
@@ -97,6 +98,10 @@ def read_raw(cfg: DataConfig) -> RawDataset:
         voc = cfg.dataset.startswith(VOC_FOLDER_PREFIX)
         read = read_voc_folder if voc else read_image_tree
         return cached(cfg.dataset, folder, lambda: read(folder))
+    if cfg.dataset == "shapes":
+        folder = embedded_shapes()
+        description = f"shapes (generated, {EMBEDDED_TRAIN} train / {EMBEDDED_VAL} val)"
+        return cached("shapes", folder, lambda: read_voc_folder(folder, description))
     root = data_root(cfg)
     if cfg.dataset == "voc2012":
         # Not `cached` until it exists: a download must not be keyed on an absent folder.

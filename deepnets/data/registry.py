@@ -35,6 +35,15 @@ SPECS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "voc2012", 21, 3, None, True, "PASCAL VOC2012 segmentation", task="segmentation"
         ),
+        DatasetSpec(
+            "shapes",
+            4,
+            3,
+            64,
+            True,
+            "generated coloured shapes (segmentation, no download)",
+            task="segmentation",
+        ),  # fmt: skip
     )
 }
 

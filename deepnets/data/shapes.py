@@ -74,6 +74,29 @@ def write_shapes_dataset(folder: Path, *, train: int = 48, val: int = 16, seed: 
     return folder
 
 
+# The `shapes` dataset: generated once into the cache, like digits needs no download.
+EMBEDDED_TRAIN, EMBEDDED_VAL = 96, 32
+EMBEDDED_VERSION = 1
+
+
+def embedded_shapes() -> Path:
+    """The folder of the `shapes` dataset, generated on first use (a FileLock keeps concurrent
+    workers from writing it twice; a finished marker from reading a half-written one)."""
+    from filelock import FileLock
+
+    from deepnets.data.cache import cache_dir
+
+    folder = cache_dir() / f"shapes-v{EMBEDDED_VERSION}"
+    done = folder / ".complete"
+    if not done.exists():
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with FileLock(str(cache_dir() / "shapes.lock")):
+            if not done.exists():
+                write_shapes_dataset(folder, train=EMBEDDED_TRAIN, val=EMBEDDED_VAL, seed=0)
+                done.touch()
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)

@@ -45,6 +45,9 @@ class RunRecord:
     test_accuracy: float | None
     wall_seconds: float | None
     search: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+    test_miou: float | None = None  # segmentation only, as test_mean_dice
+    test_mean_dice: float | None = None
     history: list[dict] = field(default_factory=list, repr=False)
     test_report: dict = field(default_factory=dict, repr=False)
     config: dict = field(default_factory=dict, repr=False)
@@ -54,6 +57,12 @@ class RunRecord:
     def usable(self) -> bool:
         """Whether its accuracy may be shown as a result (not diverged, failed or running)."""
         return self.status in ("ok", "stopped early") and self.test_accuracy is not None
+
+    @property
+    def score(self) -> float:
+        """What picks a table's best run: test mean IoU for segmentation, else test accuracy."""
+        value = self.test_miou if self.task == "segmentation" else self.test_accuracy
+        return value if value is not None else float("-inf")
 
 
 def finite(value) -> bool:
@@ -131,6 +140,9 @@ def _record(experiment: Location, plan: dict, run_dir: Location, verdicts: dict)
         test_accuracy=report.get("test_accuracy"),
         wall_seconds=run.get("wall_seconds"),
         search=trial.get("search", {}),
+        task=config.get("task", "classification"),
+        test_miou=report.get("test_miou"),
+        test_mean_dice=report.get("test_mean_dice"),
         history=history,
         test_report=report,
         config=config,

@@ -8,6 +8,9 @@ from pathlib import Path
 from deepnets.results.html import Section, write_index
 from deepnets.results.plots import plot_confusion, plot_curves, plot_examples
 from deepnets.results.report import PER_CLASS_COLUMNS, TableOut, cell, settings_line
+from deepnets.results.seg_plots import plot_segmentation
+from deepnets.results.segmentation import PER_CLASS_COLUMNS as SEG_COLUMNS
+from deepnets.results.segmentation import section_title
 
 IMAGE_DIR = "img"
 
@@ -18,12 +21,18 @@ def write_figures(out: Path, tables: list[TableOut]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for table in tables:
         table.images.clear()
+        segmentation = table.kind == "segmentation"
         if any(r.history for r in table.records):
             name = f"{table.slug}-curves.png"
-            plot_curves(table.records, table.key, folder / name)
-            table.images.append((f"{table.key}: validation accuracy and training loss", name))
+            metric = "val_miou" if segmentation else "val_accuracy"
+            plot_curves(table.records, table.key, folder / name, metric)
+            what = "mean IoU" if segmentation else "accuracy"
+            table.images.append((f"{table.key}: validation {what} and training loss", name))
         best = table.best()
         if best is None:
+            continue
+        if segmentation:
+            _segmentation_figure(table, best, folder)
             continue
         name = f"{table.slug}-confusion.png"
         plot_confusion(best, folder / name)
@@ -38,7 +47,16 @@ def write_figures(out: Path, tables: list[TableOut]) -> None:
         table.images[:] = [(caption, f"{IMAGE_DIR}/{name}") for caption, name in table.images]
 
 
-def write_page(out: Path, tables: list[TableOut], per_class: list[dict]) -> Path:
+def _segmentation_figure(table: TableOut, best, folder: Path) -> None:
+    name = f"{table.slug}-segmentation.png"
+    if plot_segmentation(best, folder / name) is not None:
+        caption = f"{table.key}: test images, truth and the best run's ({best.variant}) prediction"
+        table.images.append((caption, name))
+
+
+def write_page(
+    out: Path, tables: list[TableOut], per_class: list[dict], segmented: list[dict]
+) -> Path:
     sections = [
         Section(
             title=table.key,
@@ -60,6 +78,15 @@ def write_page(out: Path, tables: list[TableOut], per_class: list[dict]) -> Path
                     f"{section['macro_f1']:.2f}. The report's appendix: accuracy "
                     f"{section['report_accuracy']}, macro F1 {section['report_macro_f1']}."
                 ],
+            )
+        )
+    for section in segmented:
+        sections.append(
+            Section(
+                title=section_title(section),
+                columns=SEG_COLUMNS,
+                rows=[[cell(row[c], c) for c in SEG_COLUMNS] for row in section["rows"]],
+                notes=["IoU and Dice in percent per class, over the test split's pixels."],
             )
         )
     return write_index(out, "deepnets results", sections)

@@ -24,6 +24,7 @@ MAX_ANNOTATED_CLASSES = 30
 # Ten colours in the default cycle; further variants reuse them with another line style.
 LINE_STYLES = ("-", "--", ":", "-.")
 EXAMPLE_BATCH = 128
+METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_miou": "validation mean IoU"}
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -59,17 +60,20 @@ def _by_variant(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     return {variant: groups[variant] for variant in sorted(groups)}
 
 
-def plot_curves(records: list[RunRecord], title: str, path: Path) -> Path:
-    """Validation accuracy (%) and training loss per epoch, one line per variant (the mean over
-    its seeds); returns `path`."""
+def plot_curves(
+    records: list[RunRecord], title: str, path: Path, metric: str = "val_accuracy"
+) -> Path:
+    """Validation accuracy (or `metric`, e.g. val_miou) in % and training loss per epoch, one
+    line per variant (the mean over its seeds); returns `path`."""
     figure = _figure(12.0, 4.5)
     acc_axes, loss_axes = figure.subplots(1, 2)
     for index, (variant, group) in enumerate(_by_variant(records).items()):
         style = {"label": variant, "linestyle": LINE_STYLES[index // 10 % len(LINE_STYLES)]}
-        epochs, accs = mean_curve(group, "val_accuracy")
+        epochs, accs = mean_curve(group, metric)
         acc_axes.plot(epochs, [100.0 * a for a in accs], marker=".", **style)
         loss_axes.plot(*mean_curve(group, "train_loss"), marker=".", **style)
-    acc_axes.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
+    label = METRIC_LABELS.get(metric, metric)
+    acc_axes.set(xlabel="epoch", ylabel=f"{label} (%)", title=label)
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="training loss")
     for axes in (acc_axes, loss_axes):
         axes.grid(alpha=0.3)

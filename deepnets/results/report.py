@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepnets.reference import reference_data, report_tables
+from deepnets.results import segmentation as seg
 from deepnets.results.collect import RunRecord, collect
 from deepnets.results.tables import report_table_rows, search_table_rows
 
@@ -33,7 +34,7 @@ PER_CLASS_COLUMNS = ["class", "precision", "recall", "f1-score", "support"]
 @dataclass
 class TableOut:
     key: str  # "mnist-vgg [proxy]" or "cifar10-resnet18-search [proxy]"
-    kind: str  # "report" or "search"
+    kind: str  # "report", "search" or "segmentation"
     rows: list[dict]
     records: list[RunRecord] = field(repr=False, default_factory=list)
     images: list[tuple[str, str]] = field(default_factory=list)
@@ -44,27 +45,38 @@ class TableOut:
 
     @property
     def columns(self) -> list[str]:
-        return REPORT_COLUMNS if self.kind == "report" else SEARCH_COLUMNS
+        kinds = {"report": REPORT_COLUMNS, "segmentation": seg.SEGMENTATION_COLUMNS}
+        return kinds.get(self.kind, SEARCH_COLUMNS)
 
     def best(self) -> RunRecord | None:
         usable = [r for r in self.records if r.usable]
-        return max(usable, key=lambda r: (r.test_accuracy, r.run_dir), default=None)
+        return max(usable, key=lambda r: (r.score, r.run_dir), default=None)
+
+
+def table_kind(record: RunRecord) -> str:
+    if record.task == "segmentation":
+        return "segmentation"
+    return "search" if record.table is None else "report"
 
 
 def group_tables(records: list[RunRecord]) -> list[TableOut]:
-    """One table per (report table, fidelity) in the report's order, then one per free search."""
+    """One table per (report table, fidelity) in the report's order, then one per free search
+    or segmentation space."""
     groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for record in records:
-        groups[(record.table or record.space, record.fidelity or "-", record.table is None)].append(
-            record
-        )
+        kind = table_kind(record)
+        groups[(record.table or record.space, record.fidelity or "-", kind)].append(record)
     order = {f"{d}-{f}": i for i, (d, f) in enumerate(report_tables())}
     tables = []
-    for (name, fidelity, is_search), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][2], order.get(kv[0][0], 99), kv[0][0], kv[0][1])
+    kinds = ("report", "search", "segmentation")
+    for (name, fidelity, kind), runs in sorted(
+        groups.items(),
+        key=lambda kv: (kinds.index(kv[0][2]), order.get(kv[0][0], 99), kv[0][0], kv[0][1]),
     ):
-        rows = search_table_rows(runs) if is_search else report_table_rows(name, runs)
-        kind = "search" if is_search else "report"
+        if kind == "segmentation":
+            rows = seg.segmentation_table_rows(runs)
+        else:
+            rows = search_table_rows(runs) if kind == "search" else report_table_rows(name, runs)
         tables.append(TableOut(f"{name} [{fidelity}]", kind, rows, runs))
     return tables
 
@@ -135,6 +147,15 @@ def per_class_sections(tables: list[TableOut]) -> list[dict]:
     return sections
 
 
+def segmentation_sections(tables: list[TableOut]) -> list[dict]:
+    """Per-class IoU and Dice of each segmentation table's best run."""
+    return [
+        seg.segmentation_section(table.key, best)
+        for table in tables
+        if table.kind == "segmentation" and (best := table.best()) is not None
+    ]
+
+
 def csv_text(tables: list[TableOut]) -> str:
     columns = ["table_key", "kind"]
     for table in tables:
@@ -148,11 +169,12 @@ def csv_text(tables: list[TableOut]) -> str:
     return out.getvalue()
 
 
-def markdown_text(tables: list[TableOut], per_class: list[dict]) -> str:
+def markdown_text(tables: list[TableOut], per_class: list[dict], segmented: list[dict]) -> str:
     parts = [
         "# Results\n",
-        "Accuracy in percent on each run's test split; ours is mean ± std over seeds (n usable "
-        "runs); `*` = stopped early by ASHA; diverged and failed runs show no accuracy.\n",
+        "Accuracy in percent on each run's test split (segmentation: mean IoU and mean Dice over "
+        "classes, and pixel accuracy); ours is mean ± std over seeds (n usable runs); `*` = "
+        "stopped early by ASHA; diverged and failed runs show no accuracy.\n",
     ]
     for table in tables:
         parts += [f"## {table.key}\n", markdown_table(table.columns, table.rows) + "\n"]
@@ -164,16 +186,22 @@ def markdown_text(tables: list[TableOut], per_class: list[dict]) -> str:
             f"accuracy {section['report_accuracy']}, macro F1 {section['report_macro_f1']})\n"
         )
         parts.append(markdown_table(PER_CLASS_COLUMNS, section["rows"]) + "\n")
+    for section in segmented:
+        parts.append(f"## {seg.section_title(section)}\n")
+        parts.append(markdown_table(seg.PER_CLASS_COLUMNS, section["rows"]) + "\n")
     return "\n".join(parts)
 
 
-def write_tables(out: Path, tables: list[TableOut], per_class: list[dict]) -> None:
+def write_tables(
+    out: Path, tables: list[TableOut], per_class: list[dict], segmented: list[dict]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(markdown_text(tables, per_class))
+    (out / "tables.md").write_text(markdown_text(tables, per_class, segmented))
     (out / "tables.csv").write_text(csv_text(tables))
     data = {
         "tables": [{"key": t.key, "kind": t.kind, "rows": t.rows} for t in tables],
         "per_class": per_class,
+        "segmentation": segmented,
     }
     (out / "tables.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -184,8 +212,8 @@ def build_report(experiment_dirs: list[str], out: Path) -> list[TableOut]:
 
     records, _ = collect(experiment_dirs)
     tables = group_tables(records)
-    per_class = per_class_sections(tables)
-    write_tables(out, tables, per_class)
+    per_class, segmented = per_class_sections(tables), segmentation_sections(tables)
+    write_tables(out, tables, per_class, segmented)
     write_figures(out, tables)
-    write_page(out, tables, per_class)
+    write_page(out, tables, per_class, segmented)
     return tables
