@@ -48,7 +48,7 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
 def preflight(cfg: TrainConfig) -> None:
     """Fail in seconds, with one line, on input that would otherwise fail on the cluster."""
     data = load_datasets(cfg.data, cfg.seed)  # raises DataError; fills the tensor cache
-    check_model_fits_data(cfg, data.in_chans)
+    check_model_fits_data(cfg, data.in_chans, data.num_classes)
     if len(data.train) < cfg.num_workers:
         raise DataError(
             f"data.train_subset: {len(data.train)} training images cannot feed "
@@ -73,19 +73,35 @@ def check_local_gpus(need: float, field: str, fix: str = "drop --gpu / use_gpu")
         )
 
 
-def check_model_fits_data(cfg: TrainConfig, data_channels: int) -> None:
+def check_model_fits_data(cfg: TrainConfig, data_channels: int, num_classes: int) -> None:
     from deepnets.models import ModelConfigError, check_in_chans
 
     try:
         check_in_chans(cfg.model.name, cfg.model.options, data_channels, cfg.data.dataset)
     except ModelConfigError as err:
         raise ConfigError(str(err)) from None
-    weights = cfg.model.options.get("weights")
-    if weights and not Path(weights).expanduser().is_file():
+    if cfg.model.options.get("weights"):
+        check_weights(cfg, num_classes, data_channels)
+
+
+def check_weights(cfg: TrainConfig, num_classes: int, data_channels: int) -> None:
+    """Pretrained weights are read by every worker: check the file fits the model now."""
+    from deepnets.models import ModelConfigError
+    from deepnets.models.fcn import check_weights_file
+
+    weights = Path(cfg.model.options["weights"]).expanduser()
+    if not weights.is_file():
         raise ConfigError(
-            f"model.options.weights: no file {Path(weights).expanduser()} (a local ImageNet VGG16 "
-            "state dict in torchvision's layout, e.g. vgg16-397923af.pth; nothing is downloaded)"
+            f"model.options.weights: no file {weights} (a local ImageNet VGG16 state dict in "
+            "torchvision's layout, e.g. vgg16-397923af.pth; nothing is downloaded)"
         )
+    try:
+        check_weights_file(
+            cfg.model.name, cfg.model.options, num_classes=num_classes, in_chans=data_channels
+        )
+    except ModelConfigError as err:
+        detail = str(err).replace("model option 'weights': ", "")
+        raise ConfigError(f"model.options.weights: {detail}") from None
 
 
 def ensure_ray(*, need_gpus: float = 0.0) -> None:

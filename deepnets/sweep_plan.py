@@ -141,14 +141,15 @@ def preflight(plan: SweepPlan) -> None:
     from deepnets.data import load_datasets
     from deepnets.launch import check_local_gpus, check_model_fits_data
 
-    channels: dict[str, int] = {}
+    shapes: dict[str, tuple[int, int]] = {}  # data config -> (channels, classes)
     for variant, tree in plan.configs.items():
         data = DataConfig.model_validate(tree.get("data", {}))
         key = data.model_dump_json()
-        if key not in channels:
-            channels[key] = load_datasets(data, seed=0).in_chans
+        if key not in shapes:
+            loaded = load_datasets(data, seed=0)
+            shapes[key] = loaded.in_chans, loaded.num_classes
         try:
-            check_model_fits_data(TrainConfig.model_validate(tree), channels[key])
+            check_model_fits_data(TrainConfig.model_validate(tree), *shapes[key])
         except ConfigError as err:
             raise ConfigError(f"{plan.space_path}: variant {variant}: {err}") from None
     res = plan.resources

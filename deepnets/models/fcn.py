@@ -142,37 +142,59 @@ def _head(kind: str, channels: int, hidden: int, num_classes: int) -> nn.Sequent
     )
 
 
-def load_vgg16_weights(model: FCN, path: Path) -> None:
-    """Copy a torchvision-layout VGG16 state dict into the FCN's conv stack (and fc6 / fc7 into
-    the classic head, reshaped to convolutions); the score layers keep their initialisation."""
+def read_vgg16_weights(path: Path, own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of a torchvision-layout VGG16 file that the FCN whose state dict is `own`
+    takes (conv stack; fc6 / fc7 reshaped to convolutions into the classic head), keyed by the
+    FCN's names. `own` may live on the meta device: only names and shapes are read from it."""
     if not path.is_file():
         raise ModelConfigError(f"model option 'weights': no file {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or non-PyTorch file: say which, in one line
-        raise ModelConfigError(f"model option 'weights': cannot read {path} ({err})") from None
-    own = model.state_dict()
+        detail = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:120]}"
+        raise ModelConfigError(
+            f"model option 'weights': cannot read {path} as a PyTorch file ({detail})"
+        ) from None
+    classic = "head.3.weight" in own  # a compact head has no fc6 / fc7 to take
     mapped = {}
-    for key, value in state.items():
+    for key, value in state.items() if isinstance(state, dict) else ():
         prefix, _, leaf = key.rpartition(".")
-        target = key if key.startswith("features.") else None
+        target = key
         if prefix in CLASSIFIER_TO_HEAD:
-            target = f"{CLASSIFIER_TO_HEAD[prefix]}.{leaf}"
-        if target is None or target not in own:
+            target = f"{CLASSIFIER_TO_HEAD[prefix]}.{leaf}" if classic else ""
+        if not (target.startswith(("features.", "head.")) and target in own):
             continue
         if value.numel() != own[target].numel():
             raise ModelConfigError(
-                f"model option 'weights': {path} {key} has shape {tuple(value.shape)}, the "
+                f"model option 'weights': {path.name} {key} has shape {tuple(value.shape)}, the "
                 f"model's {target} needs {tuple(own[target].shape)} (check width, batch_norm, head)"
             )
         mapped[target] = value.reshape(own[target].shape)
     missing = [k for k in own if k.startswith("features.") and k not in mapped]
     if missing:
         raise ModelConfigError(
-            f"model option 'weights': {path} lacks {missing[0]} (not VGG16 weights in "
+            f"model option 'weights': {path.name} lacks {missing[0]} (not VGG16 weights in "
             "torchvision's layout, or batch_norm does not match)"
         )
-    model.load_state_dict(mapped, strict=False)
+    return mapped
+
+
+def load_vgg16_weights(model: FCN, path: Path) -> None:
+    """Copy ImageNet VGG16 weights into `model`; the score layers keep their initialisation."""
+    model.load_state_dict(read_vgg16_weights(path, model.state_dict()), strict=False)
+
+
+def check_weights_file(name: str, options: dict, *, num_classes: int, in_chans: int) -> None:
+    """Raise ModelConfigError unless `options["weights"]` fits FCN `name` (in seconds: the model
+    is built on the meta device)."""
+    path = Path(options["weights"]).expanduser()
+    opts = FCNOptions.model_validate({**options, "weights": None})
+    with torch.device("meta"):
+        model = FCN(STRIDES[name], num_classes=num_classes, in_chans=in_chans, opts=opts)
+    read_vgg16_weights(path, model.state_dict())
+
+
+STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 
 
 @register_model("fcn32s", family="fcn", options=FCNOptions)
