@@ -151,7 +151,7 @@ def read_vgg16_weights(path: Path, own: dict[str, torch.Tensor]) -> dict[str, to
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or non-PyTorch file: say which, in one line
-        detail = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:120]}"
+        detail = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:120]}"
         raise ModelConfigError(
             f"model option 'weights': cannot read {path} as a PyTorch file ({detail})"
         ) from None

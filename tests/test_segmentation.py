@@ -1,0 +1,268 @@
+"""Segmentation without Ray: VOC-layout data, joint augmentation, FCN models, metrics, overfit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from deepnets.config import DataConfig, OptimConfig
+from deepnets.data import load_datasets, make_loader
+from deepnets.data.seg_augment import crop_transforms, warp_pair
+from deepnets.data.shapes import CLASSES, write_shapes_dataset
+from deepnets.data.voc import IGNORE_INDEX, read_voc_folder
+from deepnets.engine import cross_entropy, evaluate, train_one_epoch
+from deepnets.errors import DataError
+from deepnets.metrics import segmentation_report
+from deepnets.models import ModelConfigError, create_model
+from deepnets.models.fcn import Upsample, bilinear_kernel, check_weights_file
+from deepnets.optim import build_optimizer
+
+TINY = {"width": 0.125, "head": "compact", "batch_norm": "before_relu"}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), train=48, val=16, seed=0)
+
+
+def _data(folder, **overrides) -> tuple[DataConfig, object]:
+    cfg = DataConfig(dataset=f"voc:{folder}", **({"val_fraction": 0.0} | overrides))
+    return cfg, load_datasets(cfg, seed=0)
+
+
+# --- metrics, by hand ---
+
+
+def test_iou_dice_and_pixel_accuracy_match_hand_computed_values():
+    # truth/prediction over 8 labelled pixels of 3 classes; class 2 is never predicted.
+    truth = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    preds = torch.tensor([0, 0, 1, 1, 1, 0, 1, 0])
+    confusion = torch.zeros(3, 3, dtype=torch.int64)
+    for t, p in zip(truth.tolist(), preds.tolist(), strict=True):
+        confusion[t, p] += 1
+    report = segmentation_report(confusion, ["a", "b", "c"])
+    # class a: TP 2, FP 2 (a 1 and a 2 predicted as a), FN 1 -> IoU 2/5, Dice 4/7
+    # class b: TP 2, FP 2, FN 1 -> IoU 2/5, Dice 4/7; class c: TP 0 -> 0, 0
+    assert report["per_class"]["a"]["iou"] == pytest.approx(2 / 5)
+    assert report["per_class"]["b"]["dice"] == pytest.approx(4 / 7)
+    assert report["per_class"]["c"] == {"iou": 0.0, "dice": 0.0, "pixels": 2}
+    assert report["mean_iou"] == pytest.approx((2 / 5 + 2 / 5 + 0) / 3)
+    assert report["mean_dice"] == pytest.approx((4 / 7 + 4 / 7 + 0) / 3)
+    assert report["pixel_accuracy"] == pytest.approx(4 / 8)
+    assert report["mean_class_accuracy"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_a_class_absent_from_truth_and_prediction_is_left_out_of_the_means():
+    confusion = torch.tensor([[5, 0, 0], [0, 3, 0], [0, 0, 0]])
+    report = segmentation_report(confusion, ["a", "b", "absent"])
+    assert report["mean_iou"] == 1.0 and report["mean_dice"] == 1.0
+
+
+class FixedPredictions(nn.Module):
+    """A real module whose logits put all weight on given class maps (to test the evaluation)."""
+
+    def __init__(self, preds: torch.Tensor, classes: int):
+        super().__init__()
+        self.logits = nn.functional.one_hot(preds, classes).permute(0, 3, 1, 2).float() * 10
+
+    def forward(self, x):
+        return self.logits[: x.shape[0]]
+
+
+def test_evaluate_ignores_void_pixels_in_every_count():
+    truth = torch.tensor([[[0, 1], [IGNORE_INDEX, 2]]])
+    preds = torch.tensor([[[0, 2], [1, 2]]])  # the void pixel's prediction must count nowhere
+    counts = evaluate(
+        FixedPredictions(preds, 3), [(torch.zeros(1, 3, 2, 2), truth)], num_classes=3,
+        ignore_index=IGNORE_INDEX,
+    )  # fmt: skip
+    assert counts.count == 3 and counts.correct == 2 and counts.images == 1
+    assert counts.confusion.sum() == 3 and counts.confusion[1, 2] == 1
+    report = segmentation_report(counts.confusion, ["a", "b", "c"])
+    assert report["per_class"]["c"]["iou"] == pytest.approx(1 / 2)  # TP 1, FP 1
+
+
+# --- data ---
+
+
+def test_voc_folder_is_padded_onto_one_canvas_with_ignored_padding(shapes):
+    raw = read_voc_folder(shapes)
+    assert raw.classes == CLASSES
+    assert raw.train_images.shape == (48, 3, 64, 64) and raw.train_labels.dtype == torch.uint8
+    assert raw.test_images.shape[0] == 16
+    # A 48x64 image sits centred: 8 rows of padding above and below, all ignored.
+    with Image.open(shapes / "SegmentationClass/shape_00000.png") as first:
+        height, width = first.height, first.width
+        mask = torch.from_numpy(np.array(first))
+    top, left = (64 - height) // 2, (64 - width) // 2
+    assert torch.equal(raw.train_labels[0, top : top + height, left : left + width], mask)
+    padding = torch.ones(64, 64, dtype=torch.bool)
+    padding[top : top + height, left : left + width] = False
+    assert (raw.train_labels[0][padding] == IGNORE_INDEX).all()
+    assert (raw.train_images[0][:, padding] == 0).all()
+
+
+def test_voc_folder_errors_name_the_problem(tmp_path, shapes):
+    with pytest.raises(DataError, match="ImageSets/Segmentation/train.txt"):
+        read_voc_folder(tmp_path)
+    bad = write_shapes_dataset(tmp_path / "bad", train=2, val=1)
+    with Image.open(bad / "SegmentationClass/shape_00000.png") as mask:
+        mask.load()[0, 0] = 7  # a palette index with no class
+        mask.save(bad / "SegmentationClass/shape_00000.png")
+    with pytest.raises(DataError, match="class id 7 but only 4 classes"):
+        read_voc_folder(bad)
+
+
+def test_segmentation_subsets_and_loaders(shapes):
+    cfg, data = _data(shapes, train_subset=20, test_subset=10, val_fraction=0.25, resolution=32)
+    assert (len(data.train), len(data.val), len(data.test)) == (15, 5, 10)
+    assert data.task == "segmentation" and data.num_classes == 4
+    train = make_loader(data, data.train, cfg, batch_size=4, train=True, seed=0)
+    images, masks = next(iter(train))
+    assert images.shape == (4, 3, 32, 32) and masks.shape == (4, 32, 32)
+    assert masks.dtype == torch.int64
+    test = make_loader(data, data.test, cfg, batch_size=4, train=False, seed=0)
+    assert [m.shape for _, m in test] == [(4, 64, 64), (4, 64, 64), (2, 64, 64)]  # whole canvas
+
+
+def test_two_ranks_evaluate_every_test_image_exactly_once(shapes):
+    cfg, data = _data(shapes)
+    seen = []
+    for rank in range(2):
+        loader = make_loader(
+            data, data.test, cfg, batch_size=3, train=False, seed=0, rank=rank, world_size=2
+        )
+        seen += [int(i) for i in loader.shard_indices()]
+    assert sorted(seen) == list(range(len(data.test)))
+
+
+# --- joint augmentation ---
+
+
+def test_a_mirror_warp_flips_image_and_mask_exactly():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 16, 16)
+    masks = torch.randint(0, 4, (3, 16, 16), dtype=torch.uint8)
+    masks[0, 0, 0] = IGNORE_INDEX
+    theta = torch.tensor([[[-1.0, 0, 0], [0, 1.0, 0]]]).repeat(3, 1, 1)
+    warped, labels = warp_pair(images, masks, theta, 16)
+    assert torch.allclose(warped, images.flip(-1), atol=1e-5)
+    assert torch.equal(labels, masks.flip(-1).long())
+    assert torch.rand(1, generator=gen).item() >= 0  # the generator is untouched by warp_pair
+
+
+def test_random_zoom_crop_keeps_labels_on_their_pixels():
+    """Channel 0 of the image encodes each pixel's class; after a random zoom/crop/flip the
+    warped image still says, wherever a label is surrounded by the same label, that label."""
+    gen = torch.Generator().manual_seed(3)
+    masks = torch.zeros(8, 64, 64, dtype=torch.uint8)
+    masks[:, 10:40, 8:30], masks[:, 30:60, 35:60] = 1, 2
+    masks[:, 50:64, 0:20] = IGNORE_INDEX
+    images = masks.float().unsqueeze(1).repeat(1, 3, 1, 1) / 10
+    theta = crop_transforms(8, (64, 64), 32, gen, scale=True, hflip=True, device="cpu")
+    warped, labels = warp_pair(images, masks, theta, 32)
+    assert warped.shape == (8, 3, 32, 32) and labels.shape == (8, 32, 32)
+    # "Surrounded": the same label over a 5x5 window, i.e. at least one canvas pixel away from
+    # any edge at the largest zoom (2x), beyond the reach of bilinear interpolation.
+    window = {"kernel_size": 5, "stride": 1, "padding": 2}
+    high = nn.functional.max_pool2d(labels.float().unsqueeze(1), **window).squeeze(1)
+    low = -nn.functional.max_pool2d(-labels.float().unsqueeze(1), **window).squeeze(1)
+    inner = (high == low) & (labels != IGNORE_INDEX)
+    assert inner.sum() > 1000 and (labels[inner] > 0).sum() > 300
+    assert torch.allclose(warped[:, 0][inner] * 10, labels[inner].float(), atol=1e-4)
+    assert set(labels.unique().tolist()) <= {0, 1, 2, IGNORE_INDEX}
+
+
+def test_zooming_out_past_the_canvas_pads_with_ignore():
+    images, masks = torch.ones(1, 3, 16, 16), torch.zeros(1, 16, 16, dtype=torch.uint8)
+    theta = torch.tensor([[[2.0, 0, 0], [0, 2.0, 0]]])  # the crop sees twice the canvas
+    warped, labels = warp_pair(images, masks, theta, 16)
+    assert (labels[0, :3] == IGNORE_INDEX).all() and (labels[0, 6:10, 6:10] == 0).all()
+    assert (warped[0, :, :3] == 0).all()
+
+
+# --- models ---
+
+
+@pytest.mark.parametrize("name", ["fcn32s", "fcn16s", "fcn8s"])
+@pytest.mark.parametrize("upsample", ["learned", "bilinear"])
+def test_fcn_output_matches_the_input_size_and_trains(name, upsample):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, in_chans=3, upsample=upsample, **TINY)
+    for size in ((64, 64), (50, 70)):
+        out = model(torch.randn(2, 3, *size))
+        assert out.shape == (2, 5, *size)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_fcn8s_has_the_papers_parameter_count():
+    with torch.device("meta"):
+        model = create_model("fcn8s", num_classes=21, in_chans=3)
+    # VGG16 convs 14,714,688 + fc6/fc7 as convs 119,545,856 + scorers 102,207 + upsamplers
+    # 126,008 (2 x 21*21*4*4 + 21*21*16*16).
+    assert sum(p.numel() for p in model.parameters()) == 134_489_759
+
+
+def test_learned_upsampling_starts_as_bilinear_interpolation():
+    ramp = torch.arange(8.0).view(1, 1, 1, 8).repeat(1, 2, 8, 1)
+    learned = Upsample(2, 4, learned=True)(ramp, torch.Size([32, 32]))
+    fixed = nn.functional.interpolate(ramp, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(learned[..., 4:-4, 4:-4], fixed[..., 4:-4, 4:-4], atol=1e-5)
+    kernel = bilinear_kernel(3, 4)
+    assert torch.count_nonzero(kernel[0, 1]) == 0  # channels never mix
+
+
+def test_vgg16_weights_load_into_the_fcn(tmp_path):
+    vgg = create_model("vgg16", num_classes=1000, in_chans=3, width=0.125)
+    torch.save(vgg.state_dict(), tmp_path / "vgg16.pth")
+    options = {"width": 0.125, "weights": str(tmp_path / "vgg16.pth")}
+    check_weights_file("fcn16s", options, num_classes=4, in_chans=3)
+    fcn = create_model("fcn16s", num_classes=4, in_chans=3, **options)
+    assert torch.equal(fcn.features[28].weight, vgg.features[28].weight)
+    assert torch.equal(fcn.head[0].weight.flatten(1), vgg.classifier[0].weight)
+    assert torch.equal(fcn.head[3].weight.flatten(1), vgg.classifier[3].weight)
+    with pytest.raises(ModelConfigError, match="features.0.weight has shape"):
+        check_weights_file("fcn16s", options | {"width": 0.25}, num_classes=4, in_chans=3)
+    (tmp_path / "junk.pth").write_text("not weights")
+    with pytest.raises(ModelConfigError, match="cannot read .* as a PyTorch file"):
+        check_weights_file("fcn16s", {"weights": str(tmp_path / "junk.pth")}, num_classes=4,
+                           in_chans=3)  # fmt: skip
+
+
+def test_our_vgg16_conv_stack_has_torchvisions_names_and_shapes():
+    """So torchvision's vgg16-397923af.pth loads as is (checked on the meta device: no 528 MB)."""
+    import torchvision
+
+    with torch.device("meta"):
+        theirs = torchvision.models.vgg16().state_dict()
+        ours = create_model("fcn8s", num_classes=21, in_chans=3).state_dict()
+    for key, value in theirs.items():
+        if key.startswith("features."):
+            assert ours[key].shape == value.shape, key
+    assert ours["head.0.weight"].numel() == theirs["classifier.0.weight"].numel()
+    assert ours["head.3.weight"].numel() == theirs["classifier.3.weight"].numel()
+
+
+# --- training ---
+
+
+def test_fcn8s_overfits_the_shapes_in_a_few_epochs(shapes):
+    """Chance here (every pixel background) is a mean IoU of about 0.21."""
+    torch.manual_seed(0)
+    cfg, data = _data(shapes)
+    model = create_model("fcn8s", num_classes=data.num_classes, in_chans=3, **TINY)
+    optimizer = build_optimizer(model.parameters(), OptimConfig(name="adam", lr=0.01))
+    train = make_loader(data, data.train, cfg, batch_size=8, train=True, seed=0)
+    seen = make_loader(data, data.train, cfg, batch_size=16, train=False, seed=0)
+    criterion = cross_entropy(IGNORE_INDEX)
+    for epoch in range(1, 11):
+        train.set_epoch(epoch)
+        train_one_epoch(model, train, optimizer, criterion=criterion, ignore_index=IGNORE_INDEX)
+    counts = evaluate(model, seen, num_classes=data.num_classes, ignore_index=IGNORE_INDEX)
+    report = segmentation_report(counts.confusion, data.classes)
+    assert report["mean_iou"] > 0.6, report["mean_iou"]
+    assert min(v["iou"] for v in report["per_class"].values()) > 0.3
