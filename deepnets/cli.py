@@ -202,8 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"train": run_train, "sweep": run_sweep_command, "report": run_report_command}
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, but `key=value` overrides may come between flags too (`--model fcn8s
+    task=segmentation --epochs 3 data.augment=none`): argparse alone takes one run of them."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return COMMANDS[args.command](args)
     except InputError as err:

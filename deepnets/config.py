@@ -185,7 +185,11 @@ def check_task(task: str, data: DataConfig, model_name: str) -> None:
     data_task = dataset_spec(data.dataset).task
     fcn = model_family(model_name) == "fcn"
     if data_task != task:
-        other = "a classification dataset" if task == "classification" else "voc2012 or voc:<path>"
+        other = (
+            "a classification dataset"
+            if task == "classification"
+            else "voc2012, shapes or voc:<path>"
+        )
         raise ValueError(
             f"data.dataset '{data.dataset}' is a {data_task} dataset but task is {task} (set "
             f"task: {data_task}, or use {other})"

@@ -37,6 +37,22 @@ def _image_tree(root: Path, classes: int, broken: bool = False) -> Path:
     return root
 
 
+def _voc_folder(root: Path, *, bad_class: bool = False, no_lists: bool = False) -> str:
+    from deepnets.data.shapes import write_shapes_dataset
+
+    folder = write_shapes_dataset(root / "voc", train=4, val=2)
+    if bad_class:
+        with Image.open(folder / "SegmentationClass/shape_00001.png") as mask:
+            mask.load()[3, 2] = 9  # a palette index with no class
+            mask.save(folder / "SegmentationClass/shape_00001.png")
+    if no_lists:
+        (folder / "ImageSets/Segmentation/train.txt").unlink()
+    return f"voc:{folder}"
+
+
+SEGMENT = ["task=segmentation", "--model", "fcn8s"]
+
+
 def _file(tmp: Path, name: str, text: str) -> str:
     (tmp / name).write_text(text)
     return str(tmp / name)
@@ -96,6 +112,30 @@ CASES: list[Case] = [
     ("unknown storage scheme", "train", lambda t: ["output_dir=ftp://host/runs"],
      "unknown storage scheme 'ftp://'"),
     ("GPUs asked for where there are none", "train", lambda t: ["--gpu"], "GPUs"),
+    ("segmentation task on classification data", "train", lambda t: SEGMENT,
+     "is a classification dataset"),
+    ("segmentation model for classification", "train", lambda t: ["--model", "fcn8s"],
+     "does not do classification"),
+    ("classifier for segmentation", "train",
+     lambda t: ["task=segmentation", "--dataset", "shapes"], "does not do segmentation"),
+    ("rotation augmentation for segmentation", "train",
+     lambda t: [*SEGMENT, "--dataset", "shapes", "data.augment=report"], "data.augment"),
+    ("VOC folder without its split lists", "train",
+     lambda t: [*SEGMENT, "--dataset", _voc_folder(t, no_lists=True)], "train.txt"),
+    ("VOC mask with an unknown class id", "train",
+     lambda t: [*SEGMENT, "--dataset", _voc_folder(t, bad_class=True)], "class id 9"),
+    ("voc2012 absent and downloads off", "train",
+     lambda t: [*SEGMENT, "--dataset", "voc2012", "data.download=false", f"data.root={t}"],
+     "voc2012: not found"),
+    ("missing VGG16 weights file", "train",
+     lambda t: [*SEGMENT, "--dataset", "shapes", f"model.options.weights={t}/vgg16.pth"],
+     "model.options.weights: no file"),
+    ("weights file that is not VGG16", "train",
+     lambda t: [*SEGMENT, "--dataset", "shapes",
+                f"model.options.weights={_file(t, 'w.pth', 'text')}"], "as a PyTorch file"),
+    ("segmentation metric for a classification space", "sweep",
+     lambda t: ["--space", _file(t, "m.yaml", SPACE + "metric: val_miou\n")],
+     "segmentation metric"),
     ("space whose variant ids repeat", "sweep",
      lambda t: ["--space", _file(t, "dup.yaml", SPACE.replace("id: b", "id: a"))],
      "appears more than once"),

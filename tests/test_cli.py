@@ -86,3 +86,22 @@ def test_gpu_reproduction_plans_all_40_report_rows_without_ray(tmp_path):
               if " trials [full]" in line]  # fmt: skip
     assert len(counts) == 6 and sum(counts) == 40
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_overrides_may_come_between_flags_and_later_ones_win():
+    from deepnets.cli import parse, train_overrides
+
+    args = parse(["train", "optim.lr=0.1", "--model", "vgg11", "epochs=3", "--lr", "0.2",
+                  "epochs=4"])  # fmt: skip
+    assert args.model == "vgg11"
+    overrides = train_overrides(args)
+    assert overrides.index("epochs=3") < overrides.index("epochs=4")
+    assert "optim.lr=0.1" in overrides
+    result = _train("--model", "vgg11", "--bogus")
+    assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/sweep.py"), "--dry-run", "epochs=3"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    # Sweeps take their settings from the space file: an override there is refused.
+    assert result.returncode == 2 and "unrecognized arguments: epochs=3" in result.stderr
