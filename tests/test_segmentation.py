@@ -266,3 +266,27 @@ def test_fcn8s_overfits_the_shapes_in_a_few_epochs(shapes):
     report = segmentation_report(counts.confusion, data.classes)
     assert report["mean_iou"] > 0.6, report["mean_iou"]
     assert min(v["iou"] for v in report["per_class"].values()) > 0.3
+
+
+# --- the aggregator's comparison ---
+
+
+def test_the_reports_iou_and_dice_sit_beside_ours_only_on_voc2012():
+    from deepnets.results.collect import RunRecord
+    from deepnets.results.segmentation import segmentation_table_rows
+
+    def record(dataset: str, seed: int, miou: float) -> RunRecord:
+        return RunRecord(
+            experiment="e", space="voc-fcn", table=None, fidelity="full", variant="fcn8s",
+            seed=seed, run_dir=f"r{seed}", status="ok", epochs_run=2, epochs_target=2,
+            val_accuracy=0.9, best_val_accuracy=0.9, test_accuracy=0.9, wall_seconds=1.0,
+            task="segmentation", test_miou=miou, test_mean_dice=miou + 0.1,
+            config={"data": {"dataset": dataset}, "model": {"name": "fcn8s"}},
+        )  # fmt: skip
+
+    (voc,) = segmentation_table_rows([record("voc2012", 0, 0.40), record("voc2012", 1, 0.50)])
+    assert (voc["report_iou"], voc["report_dice"]) == (42.0, 57.0)
+    assert voc["ours_iou_mean"] == pytest.approx(45.0) and voc["n"] == 2
+    assert voc["ours_iou"].startswith("45.00 ± 7.07")
+    (shapes,) = segmentation_table_rows([record("shapes", 0, 0.7)])
+    assert shapes["report_iou"] is None and shapes["report_dice"] is None

@@ -171,8 +171,9 @@ def _first_examples(model, data, cfg, per_kind: int) -> tuple[list[int], list[in
     return right[:per_kind], wrong[:per_kind], np.asarray(preds)
 
 
-def _predict(record: RunRecord, per_kind: int):
-    """(datasets, correct indices, wrong indices, predictions) or None when not reproducible."""
+def replay(record: RunRecord):
+    """(config, datasets, model with the run's final weights, in eval mode), or None when the run
+    cannot be replayed here: no config or checkpoint, or its dataset is not under data.root."""
     if not record.config:
         return None
     weights = _final_weights(record.run_dir)
@@ -189,6 +190,15 @@ def _predict(record: RunRecord, per_kind: int):
         cfg.model.name, cfg.model.options, num_classes=data.num_classes, in_chans=data.in_chans
     )
     model.load_state_dict(weights)
+    return cfg, data, model.eval()
+
+
+def _predict(record: RunRecord, per_kind: int):
+    """(datasets, correct indices, wrong indices, predictions) or None when not reproducible."""
+    replayed = replay(record)
+    if replayed is None:
+        return None
+    cfg, data, model = replayed
     return data, *_first_examples(model, data, cfg, per_kind)
 
 

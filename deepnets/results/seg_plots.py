@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from deepnets.results.collect import RunRecord
-from deepnets.results.plots import _figure, _final_weights, _save, _test_data
+from deepnets.results.plots import _figure, _save, replay
 
 IGNORE_COLOUR = (224, 224, 192)  # VOC's colour for "void" (and here: the canvas padding)
 
@@ -39,26 +39,14 @@ def colourise(mask: np.ndarray, colours: np.ndarray) -> np.ndarray:
 
 def _predictions(record: RunRecord, count: int):
     """(datasets, masks predicted for the first `count` test images) or None."""
-    if not record.config:
-        return None
-    weights = _final_weights(record.run_dir)
-    if weights is None:
+    replayed = replay(record)
+    if replayed is None:
         return None
     import torch
 
-    from deepnets.config import TrainConfig
     from deepnets.data import make_loader
-    from deepnets.models import create_configured_model
 
-    cfg = TrainConfig.model_validate(record.config)
-    data = _test_data(cfg)
-    if data is None:
-        return None
-    model = create_configured_model(
-        cfg.model.name, cfg.model.options, num_classes=data.num_classes, in_chans=data.in_chans
-    )
-    model.load_state_dict(weights)
-    model.eval()
+    cfg, data, model = replayed
     loader = make_loader(data, data.test, cfg.data, batch_size=count, train=False, seed=cfg.seed)
     images, _ = next(iter(loader))
     with torch.no_grad():
