@@ -116,6 +116,16 @@ def test_voc_folder_errors_name_the_problem(tmp_path, shapes):
         read_voc_folder(bad)
 
 
+def test_voc2012_is_read_from_the_data_root_in_the_vocdevkit_layout(tmp_path, isolated_cache):
+    folder = write_shapes_dataset(tmp_path / "VOCdevkit/VOC2012", train=6, val=3)
+    (folder / "classes.txt").unlink()  # VOC2012 itself has none: its 21 classes are built in
+    data = load_datasets(DataConfig(dataset="voc2012", root=tmp_path, download=False), seed=0)
+    assert data.num_classes == 21 and data.classes[15] == "person"
+    assert data.source.startswith(f"voc2012 ({folder})") and len(data.test) == 3
+    with pytest.raises(DataError, match="voc2012: not found under"):
+        load_datasets(DataConfig(dataset="voc2012", root=tmp_path / "x", download=False), 0)
+
+
 def test_segmentation_subsets_and_loaders(shapes):
     cfg, data = _data(shapes, train_subset=20, test_subset=10, val_fraction=0.25, resolution=32)
     assert (len(data.train), len(data.val), len(data.test)) == (15, 5, 10)

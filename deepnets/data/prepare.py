@@ -27,7 +27,7 @@ from deepnets.data.sources import (
     read_image_tree,
 )
 from deepnets.data.split import StratifyError, stratified_pick
-from deepnets.data.voc import read_voc2012, read_voc_folder
+from deepnets.data.voc import fetch_voc2012, read_voc2012, read_voc_folder
 from deepnets.errors import DataError
 
 # Where each dataset's files live under the data root (what the tensor cache watches).
@@ -104,10 +104,8 @@ def read_raw(cfg: DataConfig) -> RawDataset:
         return cached("shapes", folder, lambda: read_voc_folder(folder, description))
     root = data_root(cfg)
     if cfg.dataset == "voc2012":
-        # Not `cached` until it exists: a download must not be keyed on an absent folder.
-        folder = root / SOURCE_FOLDERS["voc2012"]
-        if not folder.is_dir():
-            read_voc2012(root, cfg.download)
+        # Fetched before `cached`: the cache key must not be taken of an absent folder.
+        folder = fetch_voc2012(root, cfg.download)
         return cached("voc2012", folder, lambda: read_voc2012(root, False))
     source = root / SOURCE_FOLDERS[cfg.dataset]
     if cfg.dataset == "cifar10" and not source.is_dir():
