@@ -3,6 +3,8 @@
 [0] typed config  [1] data  [2] model and optimizer  [3] resume  [4] epochs  [5] test report
 Every rank runs this; rank 0 alone writes files. Every rank calls `ray.train.report` once per
 epoch (it is a barrier), and every reported number has been summed over all ranks first.
+Classification and segmentation (`task`) share it: segmentation targets are masks whose 255
+pixels are ignored, and its splits also report mean IoU and Dice.
 """
 
 from __future__ import annotations

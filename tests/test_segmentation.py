@@ -300,3 +300,49 @@ def test_the_reports_iou_and_dice_sit_beside_ours_only_on_voc2012():
     assert voc["ours_iou"].startswith("45.00 ± 7.07")
     (shapes,) = segmentation_table_rows([record("shapes", 0, 0.7)])
     assert shapes["report_iou"] is None and shapes["report_dice"] is None
+
+
+def test_voc2012_download_runs_once_behind_a_file_lock(tmp_path, isolated_cache, monkeypatch):
+    """torchvision's downloader is replaced by one that writes a small VOC tree slowly (the
+    network is torchvision's business); four threads asking at once must download it once."""
+    import threading
+    import time
+
+    import torchvision.datasets
+
+    from deepnets.data.voc import fetch_voc2012
+
+    calls = []
+
+    class SlowVOC:
+        def __init__(self, root, year, image_set, download):
+            calls.append((year, image_set, download))
+            time.sleep(0.3)
+            write_shapes_dataset(tmp_path / "VOCdevkit/VOC2012", train=2, val=1)
+
+    monkeypatch.setattr(torchvision.datasets, "VOCSegmentation", SlowVOC)
+    found = []
+    threads = [
+        threading.Thread(target=lambda: found.append(fetch_voc2012(tmp_path, True)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == [("2012", "train", True)]
+    assert found == [tmp_path / "VOCdevkit/VOC2012"] * 4
+
+
+def test_a_failed_voc2012_download_is_one_data_error(tmp_path, isolated_cache, monkeypatch):
+    import torchvision.datasets
+
+    from deepnets.data.voc import fetch_voc2012
+
+    class Offline:
+        def __init__(self, *args, **kwargs):
+            raise OSError("no route to host")
+
+    monkeypatch.setattr(torchvision.datasets, "VOCSegmentation", Offline)
+    with pytest.raises(DataError, match="the download failed \\(OSError\\)"):
+        fetch_voc2012(tmp_path, True)
