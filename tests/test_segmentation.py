@@ -346,3 +346,21 @@ def test_a_failed_voc2012_download_is_one_data_error(tmp_path, isolated_cache, m
     monkeypatch.setattr(torchvision.datasets, "VOCSegmentation", Offline)
     with pytest.raises(DataError, match="the download failed \\(OSError\\)"):
         fetch_voc2012(tmp_path, True)
+
+
+def test_search_trials_of_a_segmentation_space_get_a_row_each():
+    from deepnets.results.collect import RunRecord
+    from deepnets.results.segmentation import segmentation_table_rows
+
+    def trial(lr: float) -> RunRecord:
+        return RunRecord(
+            experiment="e", space="s", table=None, fidelity=None, variant="base", seed=0,
+            run_dir=f"r{lr}", status="ok", epochs_run=1, epochs_target=1, val_accuracy=0.9,
+            best_val_accuracy=0.9, test_accuracy=0.9, wall_seconds=1.0, search={"optim.lr": lr},
+            task="segmentation", test_miou=lr, test_mean_dice=lr,
+            config={"data": {"dataset": "shapes"}, "model": {"name": "fcn8s"}},
+        )  # fmt: skip
+
+    rows = segmentation_table_rows([trial(0.1), trial(0.01)])
+    assert sorted(r["variant"] for r in rows) == ["base (optim.lr=0.01)", "base (optim.lr=0.1)"]
+    assert all(r["n"] == 1 for r in rows)

@@ -176,7 +176,8 @@ def _refuse_repeated_seeds(records: list[RunRecord]) -> None:
     seen: dict[tuple, str] = {}
     for r in records:
         key = (r.table or r.space, r.fidelity, r.variant, r.seed, tuple(sorted(r.search.items())))
-        if key in seen and r.table is not None:
+        pooled = r.table is not None or r.task == "segmentation"  # tables that pool seeds
+        if key in seen and pooled:
             raise InputError(
                 f"variant {r.variant} seed {r.seed} was run twice ({seen[key]} and {r.run_dir}); "
                 "report one of the experiments, or rerun one with other seeds"

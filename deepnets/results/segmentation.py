@@ -13,7 +13,7 @@ from typing import Any
 
 from deepnets.reference import reference_data
 from deepnets.results.collect import RunRecord
-from deepnets.results.tables import epochs_text, mean_std, pooled_status, provenance_of
+from deepnets.results.tables import epochs_text, mean_std, pooled_status, provenance_of, short_value
 
 SEGMENTATION_COLUMNS = [
     "variant", "model", "report_iou", "ours_iou", "report_dice", "ours_dice", "pixel_accuracy",
@@ -38,6 +38,12 @@ def _percent_text(values: list[float]) -> str:
     return f"{mean:.2f}{spread} (n={len(values)})"
 
 
+def row_label(record: RunRecord) -> str:
+    """The variant, and a free search's sampled values: trials of a search are not seeds."""
+    params = ", ".join(f"{k}={short_value(v)}" for k, v in sorted(record.search.items()))
+    return f"{record.variant} ({params})" if params else record.variant
+
+
 def _variant_order(item: tuple[str, list[RunRecord]]) -> tuple:
     variant, runs = item
     return COARSE_FIRST.get(runs[0].config.get("model", {}).get("name"), 9), variant
@@ -48,7 +54,7 @@ def segmentation_table_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     reference = report_reference(records)
     by_variant: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
-        by_variant[record.variant].append(record)
+        by_variant[row_label(record)].append(record)
     rows = []
     for variant, runs in sorted(by_variant.items(), key=_variant_order):
         usable = [r for r in runs if r.usable and r.test_miou is not None]

@@ -165,7 +165,7 @@ def search_table_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
 
     rows = []
     for rank, r in enumerate(sorted(records, key=rank_key), start=1):
-        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(r.search.items()))
+        params = ", ".join(f"{k}={short_value(v)}" for k, v in sorted(r.search.items()))
         rows.append(
             {
                 "rank": rank,
@@ -182,5 +182,5 @@ def search_table_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
