@@ -22,7 +22,7 @@ ROTATION_DEGREES = 15.0
 JITTER = 0.2
 
 
-def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
+def random_uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
     return torch.rand(n, generator=gen, device=device) * (high - low) + low
 
 
@@ -44,7 +44,7 @@ def random_crop(x: torch.Tensor, gen: torch.Generator, padding: int) -> torch.Te
 
 
 def random_rotation(x: torch.Tensor, gen: torch.Generator, degrees: float) -> torch.Tensor:
-    angle = _uniform(x.shape[0], -degrees, degrees, gen, x.device) * (math.pi / 180.0)
+    angle = random_uniform(x.shape[0], -degrees, degrees, gen, x.device) * (math.pi / 180.0)
     cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
     theta = torch.stack([cos, -sin, zero, sin, cos, zero], dim=1).view(-1, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
@@ -55,7 +55,7 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, strength: float) -> torc
     n = x.shape[0]
 
     def factor():
-        return _uniform(n, 1 - strength, 1 + strength, gen, x.device)[:, None, None, None]
+        return random_uniform(n, 1 - strength, 1 + strength, gen, x.device)[:, None, None, None]
 
     x = x * factor()  # brightness
     mean = x.mean(dim=(1, 2, 3), keepdim=True)

@@ -11,13 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from deepnets.data.augment import random_uniform
 from deepnets.data.voc import IGNORE_INDEX
 
 SCALE_RANGE = (0.5, 2.0)  # zoom factors, as in the common FCN / DeepLab training recipes
-
-
-def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
-    return torch.rand(n, generator=gen, device=device) * (high - low) + low
 
 
 def crop_transforms(
@@ -29,11 +26,11 @@ def crop_transforms(
     At zoom s the crop covers crop / s canvas pixels, i.e. a half-extent of crop / (s * side) in
     normalised units; the centre is uniform over the positions that keep the crop inside the
     canvas (or the canvas inside the crop, when zoomed out past it)."""
-    zoom = _uniform(n, *SCALE_RANGE, gen, device) if scale else torch.ones(n, device=device)
+    zoom = random_uniform(n, *SCALE_RANGE, gen, device) if scale else torch.ones(n, device=device)
     height, width = canvas
     half_x, half_y = crop / (zoom * width), crop / (zoom * height)
-    centre_x = _uniform(n, -1.0, 1.0, gen, device) * (1.0 - half_x).abs()
-    centre_y = _uniform(n, -1.0, 1.0, gen, device) * (1.0 - half_y).abs()
+    centre_x = random_uniform(n, -1.0, 1.0, gen, device) * (1.0 - half_x).abs()
+    centre_y = random_uniform(n, -1.0, 1.0, gen, device) * (1.0 - half_y).abs()
     mirror = torch.ones(n, device=device)
     if hflip:
         mirror = torch.where(torch.rand(n, generator=gen, device=device) < 0.5, -mirror, mirror)
