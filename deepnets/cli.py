@@ -93,7 +93,7 @@ SWEEP_COLUMNS = (
     "variant", "seed", "status", "epochs", "best_val_accuracy", "final_val_accuracy",
     "test_accuracy", "wall_seconds",
 )  # fmt: skip
-SEGMENTATION_NOTE = "; segmentation accuracies are per pixel"
+SEGMENTATION_NOTE = "segmentation accuracies are per pixel"
 PLAN_COLUMNS = (
     "variant", "seed", "model", "options", "dataset", "train", "optim", "epochs", "batch",
     "augment", "workers",
@@ -134,7 +134,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(f"\nexperiment: {plan.experiment_dir}")
     segmentation = any(r.get("test_miou") is not None for r in rows)
     print(format_table(rows, SWEEP_COLUMNS + (("test_miou",) if segmentation else ())))
-    print("(* stopped early by ASHA)" + (SEGMENTATION_NOTE if segmentation else ""))
+    notes = ["* stopped early by ASHA"] if any(r["epochs"].endswith("*") for r in rows) else []
+    notes += [SEGMENTATION_NOTE] if segmentation else []
+    if notes:
+        print(f"({'; '.join(notes)})")
     print(f"report: {write_sweep_report(plan, args.report_dir)}")
     return 1 if any(r["status"].startswith("failed") for r in rows) else 0
 
