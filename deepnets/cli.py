@@ -15,6 +15,7 @@ from deepnets.errors import InputError
 
 # flag -> dotted config key; the flag's value is parsed like a `key=value` override.
 TRAIN_FLAGS = {
+    "task": "task",
     "model": "model.name",
     "dataset": "data.dataset",
     "data_root": "data.root",

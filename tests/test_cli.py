@@ -25,7 +25,7 @@ def _train(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def test_help_lists_the_flags():
     result = _train("--help")
     assert result.returncode == 0
-    for flag in ("--model", "--dataset", "--epochs", "--width", "--stem", "--data-root"):
+    for flag in ("--task", "--model", "--dataset", "--epochs", "--width", "--stem", "--data-root"):
         assert flag in result.stdout
 
 
