@@ -42,3 +42,11 @@ def isolated_cache(tmp_path, monkeypatch):
     """Point the decoded-tensor cache at a temporary folder."""
     monkeypatch.setenv("DEEPNETS_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory):
+    """A tiny VOC-layout segmentation dataset of coloured shapes (48 train / 16 val images)."""
+    from deepnets.data.shapes import write_shapes_dataset
+
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), train=48, val=16, seed=0)
