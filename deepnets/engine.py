@@ -91,26 +91,25 @@ def train_one_epoch(
     return counts, time.perf_counter() - start
 
 
-def _labelled(targets: torch.Tensor, ignore_index: int | None) -> torch.Tensor | None:
-    """Mask of the targets that count (None: all of them)."""
-    return None if ignore_index is None else targets != ignore_index
-
-
 def _accumulate(counts: Counts, loss, logits, targets, ignore_index: int | None) -> None:
-    # .item() syncs with the GPU once per step; cheap next to a step, and it lets us count
-    # non-finite losses, which is how a diverged run is recognised later.
+    # One transfer from the GPU per step (loss, hits and, for segmentation, labelled pixels
+    # together); cheap next to a step, and it lets us count non-finite losses, which is how a
+    # diverged run is recognised later.
     hits = logits.argmax(dim=1) == targets
-    labelled = _labelled(targets, ignore_index)
-    if labelled is not None:
-        hits &= labelled
-    n = targets.numel() if labelled is None else int(labelled.sum().item())
-    value = loss.item()  # the mean over the n labelled targets
-    if math.isfinite(value):
+    stats = [loss.double()]
+    if ignore_index is None:
+        stats.append(hits.sum().double())
+    else:
+        labelled = targets != ignore_index
+        stats += [(hits & labelled).sum().double(), labelled.sum().double()]
+    value, correct, *labelled_count = torch.stack(stats).tolist()
+    n = int(labelled_count[0]) if labelled_count else targets.numel()
+    if math.isfinite(value):  # the mean over the n labelled targets
         counts.loss_sum += value * n
     else:
         counts.nonfinite_steps += 1
         counts.loss_sum = math.nan
-    counts.correct += int(hits.sum().item())
+    counts.correct += int(correct)
     counts.count += n
     counts.images += targets.shape[0]
 
@@ -136,12 +135,9 @@ def evaluate(
             logits = net(images)
         loss = criterion(logits.float(), targets).item()
         counts.loss_sum += loss if math.isfinite(loss) else math.nan
-        preds, truth = logits.argmax(dim=1), targets
-        labelled = _labelled(targets, ignore_index)
-        if labelled is not None:
-            preds, truth = preds[labelled], truth[labelled]
-        counts.correct += int((preds == truth).sum().item())
-        counts.count += truth.numel()
+        batch = confusion_matrix(logits.argmax(dim=1), targets, num_classes, ignore_index).cpu()
+        counts.confusion += batch
+        counts.correct += int(batch.trace())  # correct and counted: read off the matrix
+        counts.count += int(batch.sum())
         counts.images += targets.shape[0]
-        counts.confusion += confusion_matrix(preds, truth, num_classes).cpu()
     return counts

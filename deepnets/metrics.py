@@ -58,10 +58,15 @@ class Counts:
         return self.correct / self.count if self.count else math.nan
 
 
-def confusion_matrix(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """[true, predicted] counts as int64."""
+def confusion_matrix(
+    preds: torch.Tensor, targets: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
+    """[true, predicted] counts as int64; targets equal to `ignore_index` are left out."""
+    cells = num_classes**2
     flat = targets.to(torch.int64) * num_classes + preds.to(torch.int64)
-    return torch.bincount(flat, minlength=num_classes**2).view(num_classes, num_classes)
+    if ignore_index is not None:  # one overflow bin, dropped: no data-dependent shapes, no sync
+        flat = flat.masked_fill(targets == ignore_index, cells)
+    return torch.bincount(flat.flatten(), minlength=cells + 1)[:cells].view(num_classes, -1)
 
 
 def per_class_report(confusion: torch.Tensor | np.ndarray, class_names: list[str]) -> dict:
