@@ -86,6 +86,10 @@ class TensorLoader:
             x = F.interpolate(x, size=self.resolution, mode="bilinear", align_corners=False)
         if self.augment is not None:
             x = self.augment(x, gen)
+        return self._normalised(x)
+
+    def _normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] floats -> the model's input: standardised, in the requested memory format."""
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -115,6 +119,4 @@ class SegmentationLoader(TensorLoader):
         masks = self.labels[index]
         if self.augment is not None:
             x, masks = self.augment(x, masks, gen)
-        x = (x - self.mean) / self.std
-        x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-        return x, masks.long()
+        return self._normalised(x), masks.long()

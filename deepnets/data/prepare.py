@@ -27,7 +27,7 @@ from deepnets.data.sources import (
     read_image_tree,
 )
 from deepnets.data.split import StratifyError, stratified_pick
-from deepnets.data.voc import fetch_voc2012, read_voc2012, read_voc_folder
+from deepnets.data.voc import fetch_voc2012, read_voc_folder
 from deepnets.errors import DataError
 
 # Where each dataset's files live under the data root (what the tensor cache watches).
@@ -82,7 +82,7 @@ def data_root(cfg: DataConfig) -> Path:
 
 
 def absolute_dataset(name: str) -> str:
-    """`imagefolder:<absolute path>`: Ray workers run in another working directory."""
+    """`imagefolder:` / `voc:<absolute path>`: Ray workers run in another working directory."""
     prefix = next((p for p in PREFIXES if name.startswith(p)), None)
     return f"{prefix}{folder_path(name)}" if prefix else name
 
@@ -106,7 +106,7 @@ def read_raw(cfg: DataConfig) -> RawDataset:
     if cfg.dataset == "voc2012":
         # Fetched before `cached`: the cache key must not be taken of an absent folder.
         folder = fetch_voc2012(root, cfg.download)
-        return cached("voc2012", folder, lambda: read_voc2012(root, False))
+        return cached("voc2012", folder, lambda: read_voc_folder(folder, f"voc2012 ({folder})"))
     source = root / SOURCE_FOLDERS[cfg.dataset]
     if cfg.dataset == "cifar10" and not source.is_dir():
         source = root / "cifar10-jpeg"

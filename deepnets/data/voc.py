@@ -138,8 +138,3 @@ def fetch_voc2012(root: Path, download: bool) -> Path:
                     f"({type(err).__name__}); {DOWNLOAD_HELP}"
                 ) from err
     return folder
-
-
-def read_voc2012(root: Path, download: bool) -> RawDataset:
-    folder = fetch_voc2012(root, download)
-    return read_voc_folder(folder, f"voc2012 ({folder})")
