@@ -13,7 +13,7 @@ from deepnets.data.voc import IGNORE_INDEX
 from deepnets.engine import cross_entropy, evaluate, train_one_epoch
 from deepnets.metrics import segmentation_report
 from deepnets.models import ModelConfigError, create_model
-from deepnets.models.fcn import Upsample, bilinear_kernel, check_weights_file
+from deepnets.models.fcn import Upsample, _file_shapes, bilinear_kernel, check_weights_file
 from deepnets.optim import build_optimizer
 
 TINY = {"width": 0.125, "head": "compact", "batch_norm": "before_relu"}
@@ -113,6 +113,9 @@ def test_vgg16_weights_load_into_the_fcn(tmp_path):
     torch.save(vgg.state_dict(), tmp_path / "vgg16.pth")
     options = {"width": 0.125, "weights": str(tmp_path / "vgg16.pth")}
     check_weights_file("fcn16s", options, num_classes=4, in_chans=3)
+    hits = _file_shapes.cache_info().hits
+    check_weights_file("fcn8s", options, num_classes=4, in_chans=3)  # another variant, same file
+    assert _file_shapes.cache_info().hits == hits + 1  # the file was not read again
     fcn = create_model("fcn16s", num_classes=4, in_chans=3, **options)
     assert torch.equal(fcn.features[28].weight, vgg.features[28].weight)
     assert torch.equal(fcn.head[0].weight.flatten(1), vgg.classifier[0].weight)

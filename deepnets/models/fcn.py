@@ -10,6 +10,8 @@ FCN-32s and learns how much the finer layers should contribute.
 
 from __future__ import annotations
 
+import functools
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -142,10 +144,7 @@ def _head(kind: str, channels: int, hidden: int, num_classes: int) -> nn.Sequent
     )
 
 
-def read_vgg16_weights(path: Path, own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors of a torchvision-layout VGG16 file that the FCN whose state dict is `own`
-    takes (conv stack; fc6 / fc7 reshaped to convolutions into the classic head), keyed by the
-    FCN's names. `own` may live on the meta device: only names and shapes are read from it."""
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelConfigError(f"model option 'weights': no file {path}")
     try:
@@ -155,43 +154,69 @@ def read_vgg16_weights(path: Path, own: dict[str, torch.Tensor]) -> dict[str, to
         raise ModelConfigError(
             f"model option 'weights': cannot read {path} as a PyTorch file ({detail})"
         ) from None
-    classic = "head.3.weight" in own  # a compact head has no fc6 / fc7 to take
-    mapped = {}
-    for key, value in state.items() if isinstance(state, dict) else ():
+    return state if isinstance(state, dict) else {}
+
+
+def vgg16_targets(file_shapes: dict, own_shapes: dict, filename: str) -> dict[str, str]:
+    """{FCN key: file key} for the tensors of a torchvision-layout VGG16 file that an FCN with
+    `own_shapes` takes (conv stack; fc6 / fc7 into a classic head, as convolutions); raises
+    ModelConfigError, naming the first misfit, unless the whole conv stack is covered."""
+    classic = "head.3.weight" in own_shapes  # a compact head has no fc6 / fc7 to take
+    targets = {}
+    for key, shape in file_shapes.items():
         prefix, _, leaf = key.rpartition(".")
         target = key
         if prefix in CLASSIFIER_TO_HEAD:
             target = f"{CLASSIFIER_TO_HEAD[prefix]}.{leaf}" if classic else ""
-        if not (target.startswith(("features.", "head.")) and target in own):
+        if not (target.startswith(("features.", "head.")) and target in own_shapes):
             continue
-        if value.numel() != own[target].numel():
+        if math.prod(shape) != math.prod(own_shapes[target]):
             raise ModelConfigError(
-                f"model option 'weights': {path.name} {key} has shape {tuple(value.shape)}, the "
-                f"model's {target} needs {tuple(own[target].shape)} (check width, batch_norm, head)"
+                f"model option 'weights': {filename} {key} has shape {tuple(shape)}, the "
+                f"model's {target} needs {tuple(own_shapes[target])} (check width, batch_norm, "
+                "head)"
             )
-        mapped[target] = value.reshape(own[target].shape)
-    missing = [k for k in own if k.startswith("features.") and k not in mapped]
+        targets[target] = key
+    missing = [k for k in own_shapes if k.startswith("features.") and k not in targets]
     if missing:
         raise ModelConfigError(
-            f"model option 'weights': {path.name} lacks {missing[0]} (not VGG16 weights in "
+            f"model option 'weights': {filename} lacks {missing[0]} (not VGG16 weights in "
             "torchvision's layout, or batch_norm does not match)"
         )
-    return mapped
+    return targets
+
+
+def _shapes(state: dict[str, torch.Tensor]) -> dict[str, torch.Size]:
+    return {key: value.shape for key, value in state.items()}
 
 
 def load_vgg16_weights(model: FCN, path: Path) -> None:
     """Copy ImageNet VGG16 weights into `model`; the score layers keep their initialisation."""
-    model.load_state_dict(read_vgg16_weights(path, model.state_dict()), strict=False)
+    state, own = _load_state(path), model.state_dict()
+    targets = vgg16_targets(_shapes(state), _shapes(own), path.name)
+    mapped = {target: state[key].reshape(own[target].shape) for target, key in targets.items()}
+    model.load_state_dict(mapped, strict=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _file_shapes(path: Path, stamp: tuple[int, int]) -> dict[str, torch.Size]:
+    """The tensor shapes of a weights file, read once per version of it (`stamp`: mtime and
+    size): a sweep's preflight checks every variant against the same 528 MB file."""
+    return _shapes(_load_state(path))
 
 
 def check_weights_file(name: str, options: dict, *, num_classes: int, in_chans: int) -> None:
     """Raise ModelConfigError unless `options["weights"]` fits FCN `name` (in seconds: the model
-    is built on the meta device)."""
+    is built on the meta device, the file's shapes read once)."""
     path = Path(options["weights"]).expanduser()
+    if not path.is_file():
+        raise ModelConfigError(f"model option 'weights': no file {path}")
     opts = FCNOptions.model_validate({**options, "weights": None})
     with torch.device("meta"):
         model = FCN(STRIDES[name], num_classes=num_classes, in_chans=in_chans, opts=opts)
-    read_vgg16_weights(path, model.state_dict())
+    stat = path.stat()
+    shapes = _file_shapes(path.resolve(), (stat.st_mtime_ns, stat.st_size))
+    vgg16_targets(shapes, _shapes(model.state_dict()), path.name)
 
 
 STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
