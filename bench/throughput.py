@@ -4,7 +4,7 @@ For each model and input shape: channels_last off and on; on a GPU also bf16 aut
 `torch.compile`. Small-image stems; width 0.25 on a CPU (full width takes minutes per model
 there), 1.0 on a GPU unless --width says otherwise.
 
-    python bench/throughput.py [--width W] [--batch 64] [--steps 8]
+    python bench/throughput.py [--width W] [--batch 64] [--steps 8] [--no-compile]
 """
 
 from __future__ import annotations
@@ -26,13 +26,11 @@ REPORT_MODELS = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet101", "googlenet"
 SHAPES = {"28x28x1": (1, 28, 28), "32x32x3": (3, 32, 32)}
 
 
-def variants(device: torch.device) -> list[dict]:
+def variants(device: torch.device, compile: bool = True) -> list[dict]:
     runs = [{"channels_last": False}, {"channels_last": True}]
     if device.type == "cuda":
-        runs += [
-            {"channels_last": True, "precision": "bf16"},
-            {"channels_last": True, "precision": "bf16", "compile": True},
-        ]
+        runs += [{"channels_last": True, "precision": "bf16"}]
+        runs += [{"channels_last": True, "precision": "bf16", "compile": True}] if compile else []
     return runs
 
 
@@ -83,18 +81,17 @@ def main() -> None:
     parser.add_argument("--width", type=float)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     width = args.width or (1.0 if device.type == "cuda" else 0.25)
     print(f"device {device}, width {width}, batch {args.batch}; images/s (train / eval)")
-    header = "".join(f"{_label(v):>24}" for v in variants(device))
+    runs = variants(device, compile=not args.no_compile)
+    header = "".join(f"{_label(v):>24}" for v in runs)
     for shape_name, shape in SHAPES.items():
         print(f"\n{shape_name:<12}{header}")
         for name in REPORT_MODELS:
-            cells = [
-                measure(name, shape, width, args.batch, args.steps, device, **v)
-                for v in variants(device)
-            ]
+            cells = [measure(name, shape, width, args.batch, args.steps, device, **v) for v in runs]
             print(f"{name:<12}" + "".join(f"{t:>11.0f} / {e:<10.0f}" for t, e in cells))
 
 

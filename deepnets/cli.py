@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deepnets.errors import InputError
+from deepnets.errors import InputError, SweepInterrupted
 
 # flag -> dotted config key; the flag's value is parsed like a `key=value` override.
 TRAIN_FLAGS = {
@@ -95,6 +95,7 @@ SWEEP_COLUMNS = (
     "test_accuracy", "wall_seconds",
 )  # fmt: skip
 SEGMENTATION_NOTE = "segmentation accuracies are per pixel"
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
 PLAN_COLUMNS = (
     "variant", "seed", "model", "options", "dataset", "train", "optim", "epochs", "batch",
     "augment", "workers",
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"deepnets: error: {err}", file=sys.stderr)
         return 2
+    except SweepInterrupted as err:
+        print(f"deepnets: {err}", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

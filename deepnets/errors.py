@@ -17,6 +17,10 @@ class DataError(InputError):
     """A dataset is missing, unreadable or does not fit the model."""
 
 
+class SweepInterrupted(RuntimeError):
+    """Tune stopped on a signal (Ctrl-C) with trials unfinished; its state is saved."""
+
+
 def _field_path(loc: tuple) -> str:
     # An empty loc means a model-level validator failed: its message names the fields itself.
     return "".join(f"{part}: " if i == len(loc) - 1 else f"{part}." for i, part in enumerate(loc))

@@ -117,10 +117,21 @@ def ensure_ray(*, need_gpus: float = 0.0) -> None:
             os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
             # The dashboard also serves the state API that Ray Train's placement-group cleaner
             # polls; it costs ~2 s here. Bound to loopback: nothing outside this host sees it.
-            ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
+            ray.init(include_dashboard=dashboard_installed(), dashboard_host="127.0.0.1")
     have = ray.cluster_resources().get("GPU", 0.0)
     if need_gpus and have < need_gpus:
         raise ConfigError(f"use_gpu: the run needs {need_gpus:g} GPUs, the cluster has {have:g}")
+
+
+def dashboard_installed() -> bool:
+    """Whether ray[default]'s dashboard packages import; a bare `pip install ray` lacks them,
+    and asking Ray for a dashboard then fails the whole start instead of running without."""
+    try:
+        import ray.dashboard.optional_deps  # noqa: F401
+    except ImportError as err:
+        print(f"Ray dashboard off: {err} (install ray[default] to have it)", flush=True)
+        return False
+    return True
 
 
 def largest_node_cpus() -> float:

@@ -17,7 +17,7 @@ import ray
 from ray import tune
 
 from deepnets.config import TrainConfig
-from deepnets.errors import ConfigError
+from deepnets.errors import ConfigError, SweepInterrupted
 from deepnets.launch import ensure_ray, fit_and_record
 from deepnets.results.collect import decide_status
 from deepnets.runlog import (
@@ -216,6 +216,17 @@ def finish_run_record(run_dir: Location, status: str, wall: float | None) -> Non
         write_json_atomically(run_dir / RUN_FILE, record | {"status": status, "wall_seconds": wall})
 
 
+def check_finished(plan: SweepPlan, grid) -> None:
+    """Tune returns normally after Ctrl-C with trials still running: writing the final table
+    then would record them as "stopped early" and mark the sweep finished."""
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished:
+        raise SweepInterrupted(
+            f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; its state "
+            f"is saved in {plan.experiment_dir}: continue it with --resume"
+        )
+
+
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):
     """Run (or resume) the sweep; returns the final table's rows, also saved as JSON."""
     check_resume_state(plan, resume)  # before Ray starts: a wrong --name costs nothing
@@ -224,6 +235,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | No
     concurrency(plan, max_concurrent)  # fail now, not inside Tune, if a trial cannot fit
     write_plan(plan)
     grid = build_tuner(plan, resume=resume, max_concurrent=max_concurrent).fit()
+    check_finished(plan, grid)
     rows = sorted((trial_row(plan, r) for r in grid), key=lambda r: (r["variant"], r["seed"]))
     write_json_atomically(plan.experiment_dir / RESULTS_FILE, rows)
     return rows
