@@ -31,6 +31,7 @@ from deepnets.runlog import (
 )
 from deepnets.storage import Location
 from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
+from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials
 
 # The trial's own process only waits on fit(): it holds no CPU (a placement-group bundle cannot
 # be empty, so it asks for 1 MiB of memory instead). With even 0.01 CPU, two 1-CPU trials on a
@@ -164,6 +165,7 @@ def build_tuner(plan: SweepPlan, *, resume: bool, max_concurrent: int | None) ->
             name=plan.name,
             storage_path=str(plan.experiment_dir.parent),
             failure_config=tune.FailureConfig(max_failures=space.max_trial_failures),
+            callbacks=[TrialWatch(str(plan.experiment_dir))],
         ),
     )
 
@@ -219,7 +221,11 @@ def finish_run_record(run_dir: Location, status: str, wall: float | None) -> Non
 def check_finished(plan: SweepPlan, grid) -> None:
     """Tune returns normally after Ctrl-C with trials still running: writing the final table
     then would record them as "stopped early" and mark the sweep finished."""
-    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    watched = unfinished_trials(str(plan.experiment_dir))
+    if watched is None:  # an experiment saved before the watch existed: Tune's own count
+        unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    else:
+        unfinished = len(watched)
     if unfinished:
         raise SweepInterrupted(
             f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; its state "
@@ -234,6 +240,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | No
     ensure_ray(need_gpus=res.workers_per_trial * res.gpus_per_worker)
     concurrency(plan, max_concurrent)  # fail now, not inside Tune, if a trial cannot fit
     write_plan(plan)
+    forget_trials(str(plan.experiment_dir))
     grid = build_tuner(plan, resume=resume, max_concurrent=max_concurrent).fit()
     check_finished(plan, grid)
     rows = sorted((trial_row(plan, r) for r in grid), key=lambda r: (r["variant"], r["seed"]))

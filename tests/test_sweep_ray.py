@@ -159,10 +159,64 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         time.sleep(0.5)
     driver.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and stops
     driver.wait(timeout=120)
+    assert driver.returncode == 130 and "continue it with --resume" in "".join(lines)
+    assert not (tmp_path / "resumable/sweep_results.json").exists()  # not a finished sweep
     finished_before = {p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(runs)}
     assert 1 <= len(finished_before) < 4
 
     resume_and_check(ray_head, args, tmp_path / "resumable", finished_before)
+
+
+TWO_SPEEDS_SPACE = """
+name: two-speeds
+base:
+  data: {dataset: digits, train_subset: 300, test_subset: 100, val_fraction: 0.2}
+  model: {name: resnet18, options: {stem: small, width: 0.25}}
+  epochs: 1
+  global_batch_size: 32
+variants:
+  - {id: quick}
+  - {id: slow, overrides: {epochs: 15}}
+scheduler: {type: fifo}
+resources: {workers_per_trial: 1, cpus_per_worker: 1}
+"""
+
+
+def test_ctrl_c_while_every_unfinished_trial_runs_leaves_a_sweep_to_resume(
+    ray_head, ray_session, tmp_path
+):
+    """On Ctrl-C Tune stops running trials and marks them TERMINATED, as if they had ended, and
+    fit() returns normally: the sweep must still exit 130 with no final table, and --resume
+    must finish the slow trial without training the quick one again."""
+    space = tmp_path / "speeds.yaml"
+    space.write_text(TWO_SPEEDS_SPACE)
+    args = ["--space", str(space), "--storage", str(tmp_path), "--name", "speeds"]
+    driver = _sweep_process(ray_head, *args)  # both trials run at once on the 2-CPU head
+    lines = _collect_output(driver)
+    deadline = time.monotonic() + 400
+    while not any("completed after" in line for line in lines) and driver.poll() is None:
+        assert time.monotonic() < deadline, "the quick trial did not finish in time"
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)
+    driver.wait(timeout=120)
+    output = "".join(lines)
+    assert driver.returncode == 130, output[-4000:]
+    assert "sweep interrupted with 1 of 2 trials unfinished" in output
+    assert not (tmp_path / "speeds/sweep_results.json").exists()
+    quick = {
+        p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(tmp_path / "speeds/runs")
+    }
+    assert [name.split("-")[0] for name in quick] == ["quick"]
+
+    resumed = _sweep_process(ray_head, *args, "--resume")
+    output, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, output[-4000:]
+    rows = json.loads((tmp_path / "speeds/sweep_results.json").read_text())
+    # (one epoch of 240 images leaves "quick" at chance, which the table calls diverged)
+    assert {r["variant"]: r["epochs"] for r in rows} == {"quick": "1/1", "slow": "15/15"}
+    assert not any(r["status"].startswith(("failed", "running")) for r in rows), rows
+    for name, metrics in quick.items():
+        assert (tmp_path / "speeds/runs" / name / "metrics.jsonl").read_text() == metrics
 
 
 def resume_and_check(head, args: list[str], experiment: Path, finished: dict[str, str]) -> None:
