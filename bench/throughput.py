@@ -1,10 +1,11 @@
 """Train and eval images/s of the report's models at 28x28 (1 channel) and 32x32 (3 channels).
 
 For each model and input shape: channels_last off and on; on a GPU also bf16 autocast and
-`torch.compile`. Small-image stems; width 0.25 on a CPU (full width takes minutes per model
-there), 1.0 on a GPU unless --width says otherwise.
+`torch.compile` (fp32, channels_last). Small-image stems; width 0.25 on a CPU (full width takes
+minutes per model there), 1.0 on a GPU unless --width says otherwise.
 
-    python bench/throughput.py [--width W] [--batch 64] [--steps 8] [--no-compile]
+    python bench/throughput.py [--width W] [--batch 64] [--steps 8] [--models vgg16,resnet18]
+                               [--compile-mode reduce-overhead | --no-compile]
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ REPORT_MODELS = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet101", "googlenet"
 SHAPES = {"28x28x1": (1, 28, 28), "32x32x3": (3, 32, 32)}
 
 
-def variants(device: torch.device, compile: bool = True) -> list[dict]:
+def variants(device: torch.device, compile_mode: str | None) -> list[dict]:
     runs = [{"channels_last": False}, {"channels_last": True}]
     if device.type == "cuda":
         runs += [{"channels_last": True, "precision": "bf16"}]
-        runs += [{"channels_last": True, "precision": "bf16", "compile": True}] if compile else []
+        runs += [{"channels_last": True, "compile": compile_mode}] if compile_mode else []
     return runs
 
 
@@ -39,14 +40,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(
-    name, shape, width, batch, steps, device, channels_last, precision="fp32", compile=False
-):
+def build_steps(name, shape, width, batch, device, channels_last, precision="fp32", compile=None):
+    """(network, train step, eval step) of one model on one random batch kept on the device;
+    `compile` is a torch.compile mode ("default", "reduce-overhead": CUDA graphs) or None."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_chans=shape[0], stem="small", width=width)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
-    net = torch.compile(model) if compile else model
+    net = torch.compile(model, mode=compile) if compile else model
     x = torch.randn(batch, *shape, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss()
@@ -62,6 +63,15 @@ def measure(
         with torch.no_grad(), autocast(device, precision):
             net(x)
 
+    return net, train_step, eval_step
+
+
+def measure(
+    name, shape, width, batch, steps, device, channels_last, precision="fp32", compile=None
+):
+    net, train_step, eval_step = build_steps(
+        name, shape, width, batch, device, channels_last, precision, compile
+    )
     rates = []
     for mode, step in (("train", train_step), ("eval", eval_step)):
         net.train(mode == "train")
@@ -81,16 +91,22 @@ def main() -> None:
     parser.add_argument("--width", type=float)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--models", default=",".join(REPORT_MODELS), help="comma-separated")
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        help="torch.compile mode on a GPU: default, reduce-overhead (CUDA graphs), max-autotune",
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     width = args.width or (1.0 if device.type == "cuda" else 0.25)
     print(f"device {device}, width {width}, batch {args.batch}; images/s (train / eval)")
-    runs = variants(device, compile=not args.no_compile)
+    runs = variants(device, None if args.no_compile else args.compile_mode)
     header = "".join(f"{_label(v):>24}" for v in runs)
     for shape_name, shape in SHAPES.items():
         print(f"\n{shape_name:<12}{header}")
-        for name in REPORT_MODELS:
+        for name in args.models.split(","):
             cells = [measure(name, shape, width, args.batch, args.steps, device, **v) for v in runs]
             print(f"{name:<12}" + "".join(f"{t:>11.0f} / {e:<10.0f}" for t, e in cells))
 
@@ -98,7 +114,7 @@ def main() -> None:
 def _label(variant: dict) -> str:
     parts = ["channels_last" if variant["channels_last"] else "NCHW"]
     parts += [variant["precision"]] if "precision" in variant else []
-    parts += ["compile"] if variant.get("compile") else []
+    parts += [f"compile({variant['compile']})"] if variant.get("compile") else []
     return "+".join(parts)
 
 
