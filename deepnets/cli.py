@@ -33,6 +33,7 @@ TRAIN_FLAGS = {
     "width": "model.options.width",
     "stem": "model.options.stem",
     "precision": "precision",
+    "compile": "compile",
     "seed": "seed",
     "output_dir": "output_dir",
     "name": "name",

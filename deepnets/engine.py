@@ -28,7 +28,9 @@ def cross_entropy(ignore_index: int | None, **options) -> nn.CrossEntropyLoss:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The bare module inside DistributedDataParallel (or the model itself)."""
+    """The bare module inside torch.compile's wrapper and DistributedDataParallel, whose
+    parameter names (no `_orig_mod.` or `module.` prefix) checkpoints use."""
+    model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
 
 

@@ -59,7 +59,9 @@ def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Mo
     )
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return ray.train.torch.prepare_model(model)
+    model = ray.train.torch.prepare_model(model)
+    # Compiled around DDP, so its gradient hooks still overlap communication with backward.
+    return model if cfg.compile == "off" else torch.compile(model, mode=cfg.compile)
 
 
 def epoch_row(epoch, lr, train: Counts, seconds: float, val: dict) -> dict[str, Any]:

@@ -88,6 +88,7 @@ CASES: list[Case] = [
     ("unknown top-level key", "train", lambda t: ["epochz=3"], "unknown key"),
     ("unknown nested key", "train", lambda t: ["optim.lrr=0.1"], "unknown key"),
     ("unknown precision", "train", lambda t: ["precision=fp8"], "precision"),
+    ("unknown compile mode", "train", lambda t: ["--compile", "fast"], "reduce-overhead"),
     ("validation fraction out of range", "train", lambda t: ["data.val_fraction=0.95"],
      "data.val_fraction"),
     ("unknown dataset", "train", lambda t: ["--dataset", "imagenet"], "unknown dataset"),

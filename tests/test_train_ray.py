@@ -75,3 +75,23 @@ def test_ddp_run_reports_global_metrics_checkpoints_and_resumes(ray_session, tmp
     assert [row["epoch"] for row in history3] == [1, 2, 3]
     assert history3[:2] == history  # the first two epochs were not trained again
     assert load_state(latest_checkpoint_dir(run_dir))["epoch"] == 3
+
+
+def test_compiled_run_saves_plain_weights_that_an_eager_run_resumes(ray_session, tmp_path):
+    """torch.compile wraps the model (`_orig_mod.` names): checkpoints must hold the bare
+    module's weights, the ones the test accuracy was measured with."""
+    one_worker = [s for s in SETTINGS if not s.startswith(("num_workers", "data.val"))]
+    settings = [*one_worker, "num_workers=1", "data.train_subset=400", "data.test_subset=200"]
+    cfg = load_config(None, [*settings, "epochs=1", "compile=default", f"output_dir={tmp_path}"])
+    summary = run_training(cfg.model_copy(update={"name": "compiled"}))
+    assert summary.error is None and summary.epochs_done == 1
+    run_dir = tmp_path / "compiled"
+    state = load_state(latest_checkpoint_dir(run_dir))
+    plain = create_configured_model(cfg.model.name, cfg.model.options, num_classes=10, in_chans=1)
+    assert list(state["model"]) == list(plain.state_dict())
+    reported = read_history(run_dir)[-1]["test_accuracy"]
+    assert abs(_accuracy_of_weights_on_whole_test_set(cfg, state) - reported) <= 1 / 200 + 1e-12
+
+    eager = cfg.model_copy(update={"name": "compiled", "epochs": 2, "compile": "off"})
+    assert run_training(eager).error is None
+    assert [row["epoch"] for row in read_history(run_dir)] == [1, 2]
