@@ -13,7 +13,7 @@ from PIL import Image
 from deepnets.config import DataConfig
 from deepnets.data import load_datasets, make_loader
 from deepnets.data.augment import build_augment, random_crop
-from deepnets.data.cache import cache_path
+from deepnets.data.cache import cache_path, forget
 from deepnets.errors import DataError
 
 SHARED = Path(os.environ.get("DEEPNETS_DATA_ROOT", Path(__file__).parents[2] / "shared/datasets"))
@@ -116,6 +116,26 @@ def test_imagefolder_reads_and_caches(tmp_path, isolated_cache):
     assert tuple(data.train.images.shape) == (30, 3, 12, 12)
     assert cache_path(cfg.dataset, tmp_path / "shapes").exists()
     assert torch.equal(load_datasets(cfg, seed=0).train.images, data.train.images)
+
+
+def test_an_edited_folder_replaces_its_cache_entry_and_forget_removes_it(tmp_path, isolated_cache):
+    folder = tmp_path / "shapes"
+    _write_tree(folder, classes=2, per_class=2)
+    cfg = DataConfig(dataset=f"imagefolder:{folder}", val_fraction=0.0)
+    load_datasets(cfg, seed=0)
+    first = cache_path(cfg.dataset, folder)
+    (folder / "train/class0/0.png").unlink()  # the folder changes: decoded again
+    assert len(load_datasets(cfg, seed=0).train) == 3
+    second = cache_path(cfg.dataset, folder)
+    assert second != first and second.exists() and not first.exists()
+    assert not Path(f"{first}.lock").exists()
+    other = DataConfig(dataset=f"imagefolder:{tmp_path / 'other'}", val_fraction=0.0)
+    _write_tree(tmp_path / "other", classes=2, per_class=2)
+    load_datasets(other, seed=0)
+
+    forget(cfg.dataset, folder)
+    assert not second.exists()
+    assert cache_path(other.dataset, tmp_path / "other").exists()  # other sources stay
 
 
 def test_imagefolder_with_one_class_is_refused(tmp_path, isolated_cache):

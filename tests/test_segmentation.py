@@ -16,6 +16,9 @@ from deepnets.models import ModelConfigError, create_model
 from deepnets.models.fcn import Upsample, _file_shapes, bilinear_kernel, check_weights_file
 from deepnets.optim import build_optimizer
 
+# Their VOC folders live in temp dirs: decode them into a temp cache, not the user's.
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
 TINY = {"width": 0.125, "head": "compact", "batch_norm": "before_relu"}
 
 

@@ -15,6 +15,9 @@ from deepnets.data.shapes import CLASSES, write_shapes_dataset
 from deepnets.data.voc import IGNORE_INDEX, read_voc_folder
 from deepnets.errors import DataError
 
+# Their VOC folders live in temp dirs: decode them into a temp cache, not the user's.
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
 
 def _data(folder, **overrides) -> tuple[DataConfig, object]:
     cfg = DataConfig(dataset=f"voc:{folder}", **({"val_fraction": 0.0} | overrides))

@@ -39,8 +39,9 @@ def _test_confusion(cfg, state, rank: int = 0, world_size: int = 1):
     return counts.confusion, data.classes
 
 
-def test_two_worker_run_reports_the_whole_test_sets_iou(ray_session, tmp_path):
+def test_two_worker_run_reports_the_whole_test_sets_iou(ray_session, tmp_path, forget_voc_after):
     folder = write_shapes_dataset(tmp_path / "shapes", train=32, val=15, seed=1)
+    forget_voc_after(folder)
     cfg = load_config(
         None,
         [

@@ -100,13 +100,18 @@ def test_ray_job_submit_runs_the_sweep(ray_head, ray_session, tmp_path):
         assert run["provenance"]["git_commit"] == commit  # no .git in the uploaded copy
 
 
-RESUME_SPACE = """
-name: resume-test
+# A few seconds a trial: 240 training images at width 0.25.
+TINY_BASE = """
 base:
   data: {dataset: digits, train_subset: 300, test_subset: 100, val_fraction: 0.2}
   model: {name: resnet18, options: {stem: small, width: 0.25}}
-  epochs: 3
   global_batch_size: 32
+"""
+
+RESUME_SPACE = (
+    "name: resume-test"
+    + TINY_BASE
+    + """  epochs: 3
 variants:
   - {id: a, overrides: {optim.lr: 0.003}}
   - {id: b, overrides: {optim.lr: 0.002}}
@@ -115,6 +120,7 @@ variants:
 scheduler: {type: fifo}
 resources: {workers_per_trial: 1, cpus_per_worker: 1}
 """
+)
 
 
 def _sweep_process(head, *args: str) -> subprocess.Popen:
@@ -167,19 +173,17 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     resume_and_check(ray_head, args, tmp_path / "resumable", finished_before)
 
 
-TWO_SPEEDS_SPACE = """
-name: two-speeds
-base:
-  data: {dataset: digits, train_subset: 300, test_subset: 100, val_fraction: 0.2}
-  model: {name: resnet18, options: {stem: small, width: 0.25}}
-  epochs: 1
-  global_batch_size: 32
+TWO_SPEEDS_SPACE = (
+    "name: two-speeds"
+    + TINY_BASE
+    + """  epochs: 1
 variants:
   - {id: quick}
   - {id: slow, overrides: {epochs: 15}}
 scheduler: {type: fifo}
 resources: {workers_per_trial: 1, cpus_per_worker: 1}
 """
+)
 
 
 def test_ctrl_c_while_every_unfinished_trial_runs_leaves_a_sweep_to_resume(

@@ -35,10 +35,28 @@ def _fingerprint(folder: Path) -> str:
 
 
 def cache_path(dataset: str, source_dir: Path) -> Path:
-    key = f"v{FORMAT_VERSION}|{dataset}|{source_dir.resolve()}|{_fingerprint(source_dir)}"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    """`<name>-<source>-<contents>.pt`: one source folder keeps one entry, named by its contents."""
+    source = f"v{FORMAT_VERSION}|{dataset}|{source_dir.resolve()}"
+    source_digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    contents_digest = hashlib.sha1(_fingerprint(source_dir).encode()).hexdigest()[:8]
     safe = "".join(c if c.isalnum() else "_" for c in dataset)[:40]
-    return cache_dir() / "tensors" / f"{safe}-{digest}.pt"
+    return cache_dir() / "tensors" / f"{safe}-{source_digest}-{contents_digest}.pt"
+
+
+def _entries_of_source(path: Path) -> list[Path]:
+    """Every cache entry, of any contents, of the source folder that `path` is an entry of."""
+    return list(path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*.pt"))
+
+
+def _remove(entry: Path) -> None:
+    entry.unlink(missing_ok=True)
+    Path(f"{entry}.lock").unlink(missing_ok=True)
+
+
+def forget(dataset: str, source_dir: Path) -> None:
+    """Remove this source's cache entries (a dataset in a folder that is about to go)."""
+    for entry in _entries_of_source(cache_path(dataset, source_dir)):
+        _remove(entry)
 
 
 def _save_atomically(raw: RawDataset, path: Path) -> None:
@@ -59,4 +77,9 @@ def cached(dataset: str, source_dir: Path, read) -> RawDataset:
             return RawDataset(**torch.load(path, weights_only=True))
         raw = read()
         _save_atomically(raw, path)
-        return raw
+    # An edited folder was decoded anew: its earlier contents' entry (CIFAR-10's is 184 MB)
+    # would never be read again.
+    for stale in _entries_of_source(path):
+        if stale != path:
+            _remove(stale)
+    return raw
