@@ -101,7 +101,9 @@ class TensorBoardLog:
 
     def log(self, row: dict[str, Any]) -> None:
         for key, value in row.items():
-            if key != "epoch" and isinstance(value, int | float):
+            # A diverged run's NaN loss has no point on a curve; tensorboardX would also print
+            # "NaN or Inf found in input tensor" for it every epoch.
+            if key != "epoch" and isinstance(value, int | float) and math.isfinite(value):
                 group = key.split("_", 1)
                 tag = "/".join(group) if len(group) == 2 else key
                 self.writer.add_scalar(tag, value, row["epoch"])

@@ -9,6 +9,7 @@ pixels are ignored, and its splits also report mean IoU and Dice.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -36,6 +37,15 @@ from deepnets.runlog import (
     write_history,
     write_json_atomically,
 )
+
+
+def quiet_train_reports() -> None:
+    """Ray Train logs each `ray.train.report` at INFO ("Reporting training result 3: ...") in
+    every worker, a line per worker per epoch beside our own progress line. Its logger is named
+    after its module's file, so it is found through the module (when that module is loaded)."""
+    module = sys.modules.get("ray.train.v2._internal.execution.context")
+    if module is not None:
+        logging.getLogger(module.__file__).setLevel(logging.WARNING)
 
 
 def configure_threads(cfg: TrainConfig) -> dict[str, Any]:
@@ -126,6 +136,7 @@ def test_report(cfg: TrainConfig, data: Datasets, test: Counts, threads: dict, n
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     timeline = Timeline()
     cfg = TrainConfig.model_validate(config)  # [0] the one place the dict becomes typed
+    quiet_train_reports()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     threads, nodes = configure_threads(cfg), rank_nodes()

@@ -1,16 +1,19 @@
 """Reproduce the report: all six report spaces (40 rows) or those chosen, then one report.
 
     python jobs/reproduce.py [--fidelity full] [--storage runs] [--out reports/reproduction]
-                             [--spaces cifar10_googlenet,mnist_vgg,...]
+                             [--spaces cifar10_googlenet,mnist_vgg,...] [--together]
 
 `full` is the report's settings for one GPU machine (several trials share the GPU); `proxy`
-is the 2-core CPU version. The sweeps run one after another in one Ray session; re-running
-the command resumes an interrupted sweep and skips finished ones. Wall times per sweep and in
-total go to <out>/reproduction.json, next to the report (index.html, tables.md).
+is the 2-core CPU version. The sweeps run one after another in one Ray session, or all at once
+with --together; re-running the command resumes an interrupted sweep and skips finished ones.
+Wall times per sweep and in total go to <out>/reproduction.json, next to the report
+(index.html, tables.md).
 """
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,20 +45,73 @@ def spaces_in_order(text: str) -> list[str]:
     return [f"report_{name}" for name in dict.fromkeys(names)]
 
 
-def sweep(space: str, args: argparse.Namespace) -> tuple[str, int, float]:
-    """Run (or resume, or skip when finished) one space's sweep; (experiment, exit code, s)."""
+def sweep_argv(space: str, args: argparse.Namespace) -> tuple[str, list[str] | None]:
+    """(experiment, `deepnets` arguments that run or resume its sweep; None when finished)."""
     name = f"repro-{args.fidelity}-{space.removeprefix('report_')}"
     experiment = Location(args.storage) / name
     if (experiment / RESULTS_FILE).exists() and not args.dry_run:
         print(f"{name}: finished earlier, skipped")
-        return str(experiment), 0, 0.0
+        return str(experiment), None
     argv = ["sweep", "--space", str(ROOT / "tune_spaces" / f"{space}.yaml"), "--name", name]
     argv += ["--fidelity", args.fidelity, "--storage", args.storage]
     argv += ["--resume"] if (experiment / "tuner.pkl").exists() else []
     argv += ["--dry-run"] if args.dry_run else []
-    start = time.perf_counter()
-    code = deepnets(argv)
-    return str(experiment), code, time.perf_counter() - start
+    return str(experiment), argv
+
+
+def one_after_another(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
+    """Each space's sweep in this process, in order; space -> (experiment, exit code, s)."""
+    done = {}
+    for space in args.spaces:
+        experiment, argv = sweep_argv(space, args)
+        start = time.perf_counter()
+        code = deepnets(argv) if argv else 0
+        done[space] = (experiment, code, time.perf_counter() - start)
+        if code in (2, INTERRUPTED):  # bad input, or Ctrl-C: stop here, not at the next space
+            break
+    return done
+
+
+def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
+    """Every space's sweep at the same time, each its own process on this process's Ray: one
+    after another, each space waits for its slowest trial (ResNet101) with the GPU half idle;
+    together, the other spaces' trials fill it. Logs go to <out>/logs/<space>.log."""
+    import ray
+
+    from deepnets.launch import ensure_ray
+
+    ensure_ray()
+    env = os.environ | {
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        # A trial's workers may now wait for the GPU while other spaces' trials hold it.
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "7200",
+    }
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    start, running, done = time.perf_counter(), {}, {}
+    for space in args.spaces:
+        experiment, argv = sweep_argv(space, args)
+        if argv is None:
+            done[space] = (experiment, 0, 0.0)
+            continue
+        with open(args.out / "logs" / f"{space}.log", "w") as log:
+            command = [sys.executable, str(ROOT / "jobs" / "sweep.py"), *argv[1:]]
+            running[space] = (
+                experiment,
+                subprocess.Popen(command, env=env, stdout=log, stderr=log),
+            )
+    try:
+        while running:
+            time.sleep(1)
+            for space, (experiment, process) in list(running.items()):
+                if process.poll() is not None:
+                    done[space] = (experiment, process.returncode, time.perf_counter() - start)
+                    print(f"{space}: exit {process.returncode} after {done[space][2] / 60:.1f} min")
+                    del running[space]
+    except KeyboardInterrupt:  # the sweeps got the same Ctrl-C: let them save their state
+        for _, process in running.values():
+            process.wait()
+        return {"interrupted": ("", INTERRUPTED, 0.0)}
+    return done
 
 
 def main() -> int:
@@ -70,22 +126,31 @@ def main() -> int:
         default=SPACES,
         help="which spaces, in this order (comma-separated, e.g. cifar10_googlenet,mnist_vgg)",
     )
+    parser.add_argument(
+        "--together", action="store_true", help="run the spaces' sweeps at the same time"
+    )
     args = parser.parse_args()
-    start, walls, experiments = time.perf_counter(), {}, []
-    for space in args.spaces:
-        experiment, code, seconds = sweep(space, args)
-        if code in (2, INTERRUPTED):  # bad input, or Ctrl-C: stop here, not at the next space
-            return code
-        experiments.append(experiment)
-        walls[space] = seconds
-    if args.dry_run:
-        return 0
+    start = time.perf_counter()
+    together = args.together and not args.dry_run
+    done = all_at_once(args) if together else one_after_another(args)
+    codes = [code for _, code, _ in done.values()]
+    stop = next((code for code in codes if code in (2, INTERRUPTED)), None)
+    if stop is not None or args.dry_run:
+        return stop or 0
     total = time.perf_counter() - start
-    code = deepnets(["report", *experiments, "--out", str(args.out)])
-    record = {"fidelity": args.fidelity, "wall_seconds": total, "sweep_wall_seconds": walls}
+    code = deepnets(
+        ["report", *(experiment for experiment, _, _ in done.values()), "--out", str(args.out)]
+    )
+    record = {
+        "fidelity": args.fidelity,
+        "together": together,
+        "wall_seconds": total,
+        "sweep_wall_seconds": {space: seconds for space, (_, _, seconds) in done.items()},
+        "sweep_exit_codes": {space: code for space, (_, code, _) in done.items()},
+    }
     (args.out / "reproduction.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{len(args.spaces)} spaces in {total / 60:.1f} min; report: {args.out / 'index.html'}")
-    return code
+    return max(code, *codes)
 
 
 if __name__ == "__main__":

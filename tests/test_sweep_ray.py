@@ -206,6 +206,7 @@ def test_ctrl_c_while_every_unfinished_trial_runs_leaves_a_sweep_to_resume(
     output = "".join(lines)
     assert driver.returncode == 130, output[-4000:]
     assert "sweep interrupted with 1 of 2 trials unfinished" in output
+    assert "epoch 1/1" in output and "Reporting training result" not in output  # Train's INFO
     assert not (tmp_path / "speeds/sweep_results.json").exists()
     quick = {
         p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(tmp_path / "speeds/runs")
