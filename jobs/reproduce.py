@@ -76,29 +76,13 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
     """Every space's sweep at the same time, each its own process on this process's Ray: one
     after another, each space waits for its slowest trial (ResNet101) with the GPU half idle;
     together, the other spaces' trials fill it. Logs go to <out>/logs/<space>.log."""
-    import ray
-
-    from deepnets.launch import ensure_ray
-
-    ensure_ray()
-    env = os.environ | {
-        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
-        # A trial's workers may now wait for the GPU while other spaces' trials hold it.
-        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "7200",
-    }
-    (args.out / "logs").mkdir(parents=True, exist_ok=True)
-    start, running, done = time.perf_counter(), {}, {}
-    for space in args.spaces:
-        experiment, argv = sweep_argv(space, args)
-        if argv is None:
-            done[space] = (experiment, 0, 0.0)
-            continue
-        with open(args.out / "logs" / f"{space}.log", "w") as log:
-            command = [sys.executable, str(ROOT / "jobs" / "sweep.py"), *argv[1:]]
-            running[space] = (
-                experiment,
-                subprocess.Popen(command, env=env, stdout=log, stderr=log),
-            )
+    start = time.perf_counter()
+    to_run = {space: sweep_argv(space, args) for space in args.spaces}
+    done = {space: (experiment, 0, 0.0) for space, (experiment, argv) in to_run.items() if not argv}
+    pending = {space: plan for space, plan in to_run.items() if space not in done}
+    if not pending:
+        return done
+    running = start_sweeps(pending, args.out / "logs")
     try:
         while running:
             time.sleep(1)
@@ -112,6 +96,29 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
             process.wait()
         return {"interrupted": ("", INTERRUPTED, 0.0)}
     return done
+
+
+def start_sweeps(pending: dict[str, tuple[str, list[str]]], logs: Path) -> dict[str, tuple]:
+    """Start (or join) Ray here, then one `jobs/sweep.py` process per space on it."""
+    import ray
+
+    from deepnets.launch import ensure_ray
+
+    ensure_ray()
+    env = os.environ | {
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        # A trial's workers may now wait for the GPU while other spaces' trials hold it.
+        "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "7200",
+        "PYTHONUNBUFFERED": "1",  # the logs follow the sweeps as they go
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    running = {}
+    for space, (experiment, argv) in pending.items():
+        with open(logs / f"{space}.log", "w") as log:
+            command = [sys.executable, str(ROOT / "jobs" / "sweep.py"), *argv[1:]]
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        running[space] = (experiment, process)
+    return running
 
 
 def main() -> int:
