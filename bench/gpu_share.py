@@ -59,7 +59,9 @@ def shared_rate(model: str, procs: int, args: argparse.Namespace) -> list[float]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18,googlenet")
-    parser.add_argument("--procs", default="1,2,4,8", help="process counts to compare")
+    parser.add_argument(
+        "--procs", default="1,2,4,8", help="process counts; the first is the baseline (keep 1)"
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--batch", type=int, default=64)

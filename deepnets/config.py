@@ -129,7 +129,7 @@ class TrainConfig(Strict):
     channels_last: bool = True
     # torch.compile the model: "reduce-overhead" also replays each step as a CUDA graph. At the
     # report's batch of 64 a GPU step is mostly kernel launches: resnet18 trained 1.9-2.4x faster
-    # that way on an H200 (bench/throughput.py), for ~15 s of compiling per shape and mode.
+    # that way on an H200 (bench/throughput.py), for ~17 s of compiling per shape and mode.
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     seed: int = Field(default=0, ge=0)
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)

@@ -49,23 +49,16 @@ def shapes(tmp_path_factory):
     """A tiny VOC-layout segmentation dataset of coloured shapes (48 train / 16 val images)."""
     from deepnets.data.shapes import write_shapes_dataset
 
-    folder = write_shapes_dataset(tmp_path_factory.mktemp("shapes"), train=48, val=16, seed=0)
-    yield folder
-    forget_voc(folder)
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), train=48, val=16, seed=0)
 
 
 @pytest.fixture
 def forget_voc_after():
-    """Call with a VOC folder made in the test; its cache entry goes when the test ends."""
+    """Call with a VOC folder made in the test; its decoded-tensor cache entry goes when the
+    test ends (Ray workers decode into the user's cache, which no fixture can redirect)."""
+    from deepnets.data.cache import forget
+
     folders: list[Path] = []
     yield folders.append
     for folder in folders:
-        forget_voc(folder)
-
-
-def forget_voc(folder: Path) -> None:
-    """Drop the decoded-tensor cache entry of a VOC folder that lives in a temp dir (Ray
-    workers decode into the user's cache, which no fixture can redirect for them)."""
-    from deepnets.data.cache import forget
-
-    forget(f"voc:{folder}", folder)
+        forget(f"voc:{folder}", folder)
