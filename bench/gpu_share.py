@@ -6,7 +6,11 @@ GPU idle between kernels. This starts N processes that train the same model toge
 common barrier, for the same seconds) and prints their summed images/s beside one process's.
 
     python bench/gpu_share.py [--models resnet18,googlenet] [--procs 1,2,4,8] [--seconds 8]
-                              [--precision fp32|bf16] [--batch 64]
+                              [--precision fp32|bf16] [--batch 64] [--compile reduce-overhead]
+
+--compile puts each process's model through torch.compile (default: kernels fused;
+reduce-overhead: also replayed as CUDA graphs), to see whether fewer, fused launches let the
+shared GPU train more images/s than eager processes do.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ def train_for(model, args: argparse.Namespace, barrier, rates) -> None:
     from throughput import build_steps, sync
 
     device, width = torch.device(args.device), 1.0 if args.device == "cuda" else 0.125
-    _, train_step, _ = build_steps(model, SHAPE, width, args.batch, device, True, args.precision)
-    for _ in range(5):  # cuDNN picks its algorithms, the allocator fills its pool
+    _, train_step, _ = build_steps(
+        model, SHAPE, width, args.batch, device, True, args.precision, args.compile
+    )
+    for _ in range(5):  # compile; cuDNN picks its algorithms, the allocator fills its pool
         train_step()
     sync(device)
     barrier.wait()
@@ -50,7 +56,7 @@ def shared_rate(model: str, procs: int, args: argparse.Namespace) -> list[float]
     ]
     for worker in workers:
         worker.start()
-    results = [rates.get(timeout=300) for _ in workers]
+    results = [rates.get(timeout=600) for _ in workers]
     for worker in workers:
         worker.join()
     return results
@@ -65,6 +71,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--compile", help="torch.compile mode: default, reduce-overhead, ...")
     parser.add_argument("--device", default="cuda", help="cpu only checks the script (width 1/8)")
     args = parser.parse_args()
     import torch
@@ -73,7 +80,8 @@ def main() -> int:
         print("no CUDA device: this benchmark measures processes sharing one GPU")
         return 0
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"{name}, {SHAPE}, batch {args.batch}, {args.precision}, channels_last")
+    compiled = f", compile {args.compile}" if args.compile else ", eager"
+    print(f"{name}, {SHAPE}, batch {args.batch}, {args.precision}, channels_last{compiled}")
     print(f"{'model':<12}{'procs':>6}{'total img/s':>14}{'per process':>14}{'vs one':>8}")
     for model in args.models.split(","):
         alone = None

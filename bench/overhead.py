@@ -1,12 +1,14 @@
 """Training throughput, steady state: a bare PyTorch loop vs the deepnets engine vs Ray Train.
 
-Same model (ResNet18, width 0.25, small stem), same data (the embedded digits, 28x28), same
-batch (64), same optimizer (Adam), same memory format (NCHW) and the same threads (all cores)
-in all three. The bare loop and the engine alternate epoch by epoch, in two blocks with the Ray
+Same model (ResNet18, small stem), same data, same batch (64), same optimizer (Adam), same
+memory format (NCHW) and the same threads (all cores) in all three. On the CPU: width 0.25 and
+the embedded digits (28x28); with --device cuda: full width and 10,000 CIFAR-10 training images
+(32x32x3), resident on the GPU in all three, where any per-step wait for the GPU would show.
+The bare loop and the engine alternate epoch by epoch, in two blocks with the Ray
 Train run between them, so that a noisy machine slows all three alike; the first epoch of each
 is a warm-up and is not counted. Prints median images/s and the ratios to the bare loop.
 
-    python bench/overhead.py [--epochs 6]
+    python bench/overhead.py [--epochs 6] [--device cpu|cuda]
 
 Targets (issue 5): engine >= 0.98x bare, through Ray Train >= 0.95x bare.
 """
@@ -33,30 +35,40 @@ from deepnets.models import create_model  # noqa: E402
 from deepnets.optim import build_optimizer  # noqa: E402
 
 BATCH = 64
-MODEL = {"name": "resnet18", "stem": "small", "width": 0.25}
+MODEL = {"name": "resnet18", "stem": "small"}
+SETUPS = {  # device -> the data and width all three paths use there
+    "cpu": {"width": 0.25, "data": {"dataset": "digits", "val_fraction": 0.0}},
+    "cuda": {
+        "width": 1.0,
+        "data": {"dataset": "cifar10", "val_fraction": 0.0, "train_subset": 10000},
+    },
+}
 
 
-def digits():
-    """The digits training split (1,437 images): the same epoch for all three paths."""
-    return load_datasets(DataConfig(dataset="digits", val_fraction=0.0), seed=0)
+def training_split(setup: dict):
+    """The training split all three paths run an epoch of (digits: 1,437 images)."""
+    return load_datasets(DataConfig(**setup["data"]), seed=0)
 
 
-def fresh_model():
+def fresh_model(setup: dict, data, device: torch.device):
     torch.manual_seed(0)
-    options = {k: v for k, v in MODEL.items() if k != "name"}
-    return create_model(MODEL["name"], num_classes=10, in_chans=1, **options)
+    in_chans = data.train.images.shape[1]
+    model = create_model(
+        MODEL["name"], num_classes=10, in_chans=in_chans, stem=MODEL["stem"], width=setup["width"]
+    )
+    return model.to(device)
 
 
-def bare_epochs(data):
+def bare_epochs(setup: dict, data, device: torch.device):
     """The textbook loop: shuffle, slice, normalise, forward, backward, step. Yields one
     epoch's images/s per next()."""
-    model, loss_fn = fresh_model(), nn.CrossEntropyLoss()
+    model, loss_fn = fresh_model(setup, data, device), nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    images, labels = data.train.images, data.train.labels
-    mean, std = data.mean.view(1, -1, 1, 1), data.std.view(1, -1, 1, 1)
+    images, labels = data.train.images.to(device), data.train.labels.to(device)
+    mean, std = (t.view(1, -1, 1, 1).to(device) for t in (data.mean, data.std))
     while True:
         model.train()
-        order = torch.randperm(len(labels))
+        order = torch.randperm(len(labels), device=device)
         steps = len(labels) // BATCH
         start = time.perf_counter()
         for step in range(steps):
@@ -66,20 +78,28 @@ def bare_epochs(data):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        sync(device)
         yield steps * BATCH / (time.perf_counter() - start)
 
 
-def engine_epochs(data):
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def engine_epochs(setup: dict, data, device: torch.device):
     """The deepnets engine on the same data, model, batch and optimizer (no Ray)."""
-    model = fresh_model()
+    model = fresh_model(setup, data, device)
     optimizer = build_optimizer(model.parameters(), OptimConfig(name="adam", lr=1e-3))
-    cfg = DataConfig(dataset="digits", val_fraction=0.0)
-    loader = make_loader(data, data.train, cfg, batch_size=BATCH, train=True, seed=0)
-    epoch = 0
+    cfg = DataConfig(**setup["data"])
+    loader = make_loader(data, data.train, cfg, batch_size=BATCH, train=True, seed=0, device=device)
+    criterion, epoch = nn.CrossEntropyLoss(), 0
     while True:
         epoch += 1
         loader.set_epoch(epoch)
-        counts, seconds = train_one_epoch(model, loader, optimizer, criterion=nn.CrossEntropyLoss())
+        counts, seconds = train_one_epoch(
+            model, loader, optimizer, criterion=criterion, device=device
+        )
         yield counts.count / seconds
 
 
@@ -89,20 +109,23 @@ def interleaved(bare, engine, epochs: int) -> tuple[list[float], list[float]]:
     return [b for b, _ in pairs], [e for _, e in pairs]
 
 
-def ray_train(epochs: int, threads: int) -> list[float]:
-    """One TorchTrainer worker holding every core; images/s from the run's own epoch log."""
+def ray_train(setup: dict, epochs: int, threads: int, device: torch.device) -> list[float]:
+    """One TorchTrainer worker holding every core (and the GPU); images/s from the run's own
+    epoch log."""
     from deepnets.launch import run_training
     from deepnets.runlog import TEST_REPORT_FILE, read_history, read_json
 
     out = tempfile.mkdtemp(prefix="deepnets-bench-")
-    options = [f"model.options.{k}={v}" for k, v in MODEL.items() if k != "name"]
+    data = [f"data.{key}={value}" for key, value in setup["data"].items()]
+    gpu = ["use_gpu=true", "gpus_per_worker=1"] if device.type == "cuda" else []
     cfg = load_config(
         None,
         [
-            f"model.name={MODEL['name']}", *options, "data.dataset=digits",
-            "data.val_fraction=0.0", f"epochs={epochs}", f"global_batch_size={BATCH}",
-            "schedule.name=none", "channels_last=false", f"cpus_per_worker={threads}",
-            f"output_dir={out}", "name=overhead",
+            f"model.name={MODEL['name']}", f"model.options.stem={MODEL['stem']}",
+            f"model.options.width={setup['width']}", *data, *gpu, "precision=fp32",
+            f"epochs={epochs}", f"global_batch_size={BATCH}", "schedule.name=none",
+            "channels_last=false", f"cpus_per_worker={threads}", f"output_dir={out}",
+            "name=overhead",
         ],
     )  # fmt: skip
     summary = run_training(cfg)
@@ -121,15 +144,19 @@ def steady(rates: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6, help="per block; the first is a warm-up")
+    parser.add_argument("--device", default="cpu", choices=sorted(SETUPS))
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device here")
+    device, setup = torch.device(args.device), SETUPS[args.device]
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
-    data = digits()
-    bare, engine = bare_epochs(data), engine_epochs(data)
+    data = training_split(setup)
+    bare, engine = bare_epochs(setup, data, device), engine_epochs(setup, data, device)
     # bare+engine, then Ray Train, then bare+engine again: the Ray run is compared with the
     # bare loop measured on both sides of it.
     bare_1, engine_1 = interleaved(bare, engine, args.epochs)
-    ray_rates = ray_train(args.epochs, threads)
+    ray_rates = ray_train(setup, args.epochs, threads, device)
     bare_2, engine_2 = interleaved(bare, engine, args.epochs)
     results = {
         "bare PyTorch loop": statistics.median(bare_1[1:] + bare_2),
@@ -137,7 +164,9 @@ def main() -> None:
         "Ray Train, 1 worker": steady(ray_rates),
     }
     bare_rate = results["bare PyTorch loop"]
-    print(f"\nthreads {threads}, batch {BATCH}, {len(data.train)} images/epoch; median images/s")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    print(f"\n{where}, threads {threads}, batch {BATCH}, {setup['data']['dataset']}, ", end="")
+    print(f"{len(data.train)} images/epoch, width {setup['width']}; median images/s")
     print(f"{'path':<22}{'images/s':>10}{'x bare':>9}")
     for name, rate in results.items():
         print(f"{name:<22}{rate:>10.0f}{rate / bare_rate:>9.3f}")

@@ -72,7 +72,7 @@ def train_one_epoch(
     """Train over `batches` once; returns this rank's counts and the seconds it took."""
     device = torch.device(device)
     model.train()
-    counts = Counts()
+    tally = Tally(device, ignore_index)
     start = time.perf_counter()
     for images, targets in batches:
         with autocast(device, precision):
@@ -87,33 +87,42 @@ def train_one_epoch(
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        _accumulate(counts, loss.detach(), logits.detach(), targets, ignore_index)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        tally.add(loss.detach(), logits.detach(), targets)
+    counts = tally.counts()  # the epoch's one transfer from the GPU, so it waits for the GPU
     return counts, time.perf_counter() - start
 
 
-def _accumulate(counts: Counts, loss, logits, targets, ignore_index: int | None) -> None:
-    # One transfer from the GPU per step (loss, hits and, for segmentation, labelled pixels
-    # together); cheap next to a step, and it lets us count non-finite losses, which is how a
-    # diverged run is recognised later.
-    hits = logits.argmax(dim=1) == targets
-    stats = [loss.double()]
-    if ignore_index is None:
-        stats.append(hits.sum().double())
-    else:
-        labelled = targets != ignore_index
-        stats += [(hits & labelled).sum().double(), labelled.sum().double()]
-    value, correct, *labelled_count = torch.stack(stats).tolist()
-    n = int(labelled_count[0]) if labelled_count else targets.numel()
-    if math.isfinite(value):  # the mean over the n labelled targets
-        counts.loss_sum += value * n
-    else:
-        counts.nonfinite_steps += 1
-        counts.loss_sum = math.nan
-    counts.correct += int(correct)
-    counts.count += n
-    counts.images += targets.shape[0]
+class Tally:
+    """A training epoch's loss, hits and counts, summed on the device the batches are on.
+
+    Reading them back per step would make the CPU wait for the GPU after every step, so it
+    could not queue the next step's kernels while the GPU runs this one; they are read once,
+    by `counts()`. Non-finite losses are counted (that is how a diverged run is recognised
+    later) and left out of the sum, which `counts()` then reports as NaN."""
+
+    def __init__(self, device: torch.device, ignore_index: int | None):
+        self.ignore_index = ignore_index
+        # loss sum, non-finite steps, correct, counted (images or labelled pixels)
+        self.sums = torch.zeros(4, dtype=torch.float64, device=device)
+        self.images = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        hits = logits.argmax(dim=1) == targets
+        if self.ignore_index is None:
+            # a fill kernel, not a copy from the host (which would wait for the GPU)
+            n = torch.full((), targets.numel(), dtype=torch.float64, device=targets.device)
+        else:
+            labelled = targets != self.ignore_index
+            hits, n = hits & labelled, labelled.sum().double()
+        finite = torch.isfinite(loss)
+        loss_sum = torch.where(finite, loss.double() * n, 0.0)  # the mean over n targets
+        self.sums += torch.stack([loss_sum, (~finite).double(), hits.sum().double(), n])
+        self.images += targets.shape[0]
+
+    def counts(self) -> Counts:
+        loss_sum, nonfinite, correct, count = self.sums.tolist()
+        loss_sum = math.nan if nonfinite else loss_sum
+        return Counts(loss_sum, int(correct), int(count), int(nonfinite), images=self.images)
 
 
 @torch.no_grad()
@@ -131,15 +140,15 @@ def evaluate(
     net = unwrap(model)  # no DDP wrapper: evaluation must not take part in collectives
     net.eval()
     criterion = cross_entropy(ignore_index, reduction="sum")
-    counts = Counts(confusion=torch.zeros(num_classes, num_classes, dtype=torch.int64))
-    for images, targets in batches:
+    loss_sum, images = torch.zeros((), dtype=torch.float64, device=device), 0
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    for inputs, targets in batches:  # summed on the device and read once, as in `Tally`
         with autocast(device, precision):
-            logits = net(images)
-        loss = criterion(logits.float(), targets).item()
-        counts.loss_sum += loss if math.isfinite(loss) else math.nan
-        batch = confusion_matrix(logits.argmax(dim=1), targets, num_classes, ignore_index).cpu()
-        counts.confusion += batch
-        counts.correct += int(batch.trace())  # correct and counted: read off the matrix
-        counts.count += int(batch.sum())
-        counts.images += targets.shape[0]
-    return counts
+            logits = net(inputs)
+        loss_sum += criterion(logits.float(), targets).double()
+        confusion += confusion_matrix(logits.argmax(dim=1), targets, num_classes, ignore_index)
+        images += targets.shape[0]
+    confusion, loss = confusion.cpu(), loss_sum.item()
+    correct, count = int(confusion.trace()), int(confusion.sum())  # read off the matrix
+    loss = loss if math.isfinite(loss) else math.nan
+    return Counts(loss, correct, count, confusion=confusion, images=images)

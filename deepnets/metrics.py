@@ -64,9 +64,13 @@ def confusion_matrix(
     """[true, predicted] counts as int64; targets equal to `ignore_index` are left out."""
     cells = num_classes**2
     flat = targets.to(torch.int64) * num_classes + preds.to(torch.int64)
-    if ignore_index is not None:  # one overflow bin, dropped: no data-dependent shapes, no sync
+    if ignore_index is not None:  # one overflow bin, dropped: no data-dependent shapes
         flat = flat.masked_fill(targets == ignore_index, cells)
-    return torch.bincount(flat.flatten(), minlength=cells + 1)[:cells].view(num_classes, -1)
+    # index_add_ into a fixed size: bincount on CUDA reads the largest index back first (a sync)
+    flat = flat.flatten()
+    counts = torch.zeros(cells + 1, dtype=torch.int64, device=flat.device)
+    counts.index_add_(0, flat, torch.ones_like(flat))
+    return counts[:cells].view(num_classes, -1)
 
 
 def per_class_report(confusion: torch.Tensor | np.ndarray, class_names: list[str]) -> dict:
