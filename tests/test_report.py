@@ -137,6 +137,8 @@ def test_mean_and_std_for_known_inputs():
     assert summary.status == "diverged at epoch 1 (x1); ok (x2)"
     assert pooled_status([]) == "missing"
     assert summarise([_record("stopped early", 0.5, epochs=1, target=4)]).epochs == "1/4*"
+    # Cut by an interrupted sweep (or still going): not ASHA's doing, so no star.
+    assert summarise([_record("running", 0.5, epochs=6, target=10)]).epochs == "6/10"
 
 
 def test_divergence_is_nonfinite_loss_or_chance_accuracy_to_the_end():

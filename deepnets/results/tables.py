@@ -65,13 +65,16 @@ def pooled_status(runs: list[RunRecord]) -> str:
 
 
 def epochs_text(runs: list[RunRecord]) -> str:
-    """'10', or '2/10*' when ASHA stopped it, or a range when seeds differ."""
+    """'10'; '2/10*' when ASHA stopped it, '6/10' when it has not finished (still running,
+    or its sweep was interrupted), diverged or failed; a range when seeds differ."""
     if not runs:
         return "-"
     done = sorted({r.epochs_run for r in runs})
     target = max(r.epochs_target for r in runs)
     shown = str(done[0]) if len(done) == 1 else f"{done[0]}-{done[-1]}"
-    return shown if done[0] >= target else f"{shown}/{target}*"
+    if done[0] >= target:
+        return shown
+    return f"{shown}/{target}" + ("*" if any(r.status == "stopped early" for r in runs) else "")
 
 
 def summarise(runs: list[RunRecord]) -> Summary:
