@@ -3,9 +3,10 @@
     python jobs/reproduce.py [--fidelity full] [--storage runs] [--out reports/reproduction]
                              [--spaces cifar10_googlenet,mnist_vgg,...] [--together]
 
-`full` is the report's settings for one GPU machine (several trials share the GPU); `proxy`
-is the 2-core CPU version. The sweeps run one after another in one Ray session, or all at once
-with --together; re-running the command resumes an interrupted sweep and skips finished ones.
+`full` is the report's settings for one GPU machine (several trials share the GPU);
+`full_compiled` the same rows compiled, two trials per GPU; `proxy` is the 2-core CPU version.
+The sweeps run one after another in one Ray session, or all at once with --together;
+re-running the command resumes an interrupted sweep and skips finished ones.
 Wall times per sweep and in total go to <out>/reproduction.json, next to the report
 (index.html, tables.md).
 """
@@ -123,7 +124,9 @@ def start_sweeps(pending: dict[str, tuple[str, list[str]]], logs: Path) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fidelity", default="full", help="full (GPU, default) or proxy (CPU)")
+    parser.add_argument(
+        "--fidelity", default="full", help="full (GPU, default), full_compiled (GPU) or proxy (CPU)"
+    )
     parser.add_argument("--storage", default="runs", help="where the six experiments go")
     parser.add_argument("--out", type=Path, default=Path("reports/reproduction"))
     parser.add_argument("--dry-run", action="store_true", help="validate all six, no Ray")
