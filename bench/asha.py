@@ -50,14 +50,23 @@ def run_sweep(space: Path, fidelity: str | None, storage: Path, name: str) -> fl
     return time.perf_counter() - start
 
 
-def trials(experiment: Path, metric: str) -> dict[str, dict]:
-    """Per trial (variant, seed and sampled values as its key): epochs run, last metric value."""
-    out = {}
+def finished_trials(experiment: Path) -> list[tuple[str, dict, Path]]:
+    """(key, Tune trial record, run folder) of every trial of a finished sweep; the key names
+    the variant, seed and sampled values, e.g. 'adam s0 optim.lr=0.01'."""
+    out = []
     for row in json.loads((experiment / RESULTS_FILE).read_text()):
         run_dir = Path(row["run_dir"])
         trial = read_json(run_dir / RUN_FILE).get("trial", {})
         search = ",".join(f"{k}={v}" for k, v in sorted(trial.get("search", {}).items()))
         key = f"{row['variant']} s{row['seed']}" + (f" {search}" if search else "")
+        out.append((key, trial, run_dir))
+    return out
+
+
+def trials(experiment: Path, metric: str) -> dict[str, dict]:
+    """Per trial (by key): epochs run, last metric value."""
+    out = {}
+    for key, _, run_dir in finished_trials(experiment):
         history = read_history(run_dir)
         last = history[-1].get(metric) if history else None
         out[key] = {"epochs": len(history), "last": last}
