@@ -75,6 +75,7 @@ class Bracket:
     values recorded there before it, then recorded."""
 
     def __init__(self, grace: int, reduction: float, max_t: int):
+        grace = min(grace, max_t)  # as deepnets.sweep hands it to Tune
         count = int(np.log(max_t / grace) / np.log(reduction) + 1)
         self.reduction = reduction
         self.rungs = [(grace * reduction**k, {}) for k in reversed(range(count))]
@@ -85,7 +86,8 @@ class Bracket:
                 continue
             seen = list(recorded.values())
             cutoff = np.nanpercentile(seen, (1 - 1 / self.reduction) * 100) if seen else None
-            recorded[key] = value
+            if not math.isnan(value):  # Ray records no result that lacks the metric
+                recorded[key] = value
             return cutoff is None or not value < cutoff
         return True
 
@@ -139,10 +141,10 @@ def main() -> None:
     print(f"full grid's winner: {winner} ({sign * finals[winner]:.4f})")
     print(f"{args.repeats} replays per setting, start-up {args.startup:g} +- {args.jitter:g} s\n")
     print(f"{'grace x rf':<12}{'ratio (range)':>18}{'same':>7}  {'most frequent pick':<32}rank")
-    rng = np.random.default_rng(0)
     for setting in args.settings.split(","):
         grace, reduction = int(setting.split("x")[0]), float(setting.split("x")[1])
         ratios, picks = [], Counter()
+        rng = np.random.default_rng(0)  # every setting meets the same arrival orders
         for _ in range(args.repeats):
             startups = args.startup + rng.uniform(-args.jitter, args.jitter, size=len(trials))
             epochs, last = replay(trials, grace, reduction, args.concurrent, startups)

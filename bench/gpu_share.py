@@ -8,9 +8,9 @@ common barrier, for the same seconds) and prints their summed images/s beside on
     python bench/gpu_share.py [--models resnet18,googlenet] [--procs 1,2,4,8] [--seconds 8]
                               [--precision fp32|bf16] [--batch 64] [--compile reduce-overhead]
 
---compile puts each process's model through torch.compile (default: kernels fused;
-reduce-overhead: also replayed as CUDA graphs), to see whether fewer, fused launches let the
-shared GPU train more images/s than eager processes do.
+--compile MODE puts each process's model through torch.compile (eager without it): mode
+`default` fuses kernels, `reduce-overhead` also replays each step as a CUDA graph; to see
+whether fewer, fused launches let the shared GPU train more images/s than eager processes do.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def train_one_epoch(
     """Train over `batches` once; returns this rank's counts and the seconds it took."""
     device = torch.device(device)
     model.train()
-    tally = Tally(device, ignore_index)
+    tally = Tally(ignore_index)
     start = time.perf_counter()
     for images, targets in batches:
         with autocast(device, precision):
@@ -88,7 +88,9 @@ def train_one_epoch(
         if scheduler is not None:
             scheduler.step()
         tally.add(loss.detach(), logits.detach(), targets)
-    counts = tally.counts()  # the epoch's one transfer from the GPU, so it waits for the GPU
+    # The epoch's one read from the GPU, which waits for it to finish (with fp16, GradScaler
+    # also reads its inf check back every step).
+    counts = tally.counts()
     return counts, time.perf_counter() - start
 
 
@@ -100,29 +102,34 @@ class Tally:
     by `counts()`. Non-finite losses are counted (that is how a diverged run is recognised
     later) and left out of the sum, which `counts()` then reports as NaN."""
 
-    def __init__(self, device: torch.device, ignore_index: int | None):
+    def __init__(self, ignore_index: int | None):
         self.ignore_index = ignore_index
-        # loss sum, non-finite steps, correct, counted (images or labelled pixels)
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)
-        self.images = 0
+        self.sums = None  # loss sum, non-finite steps, correct[, labelled pixels]
+        self.images = self.targets = 0  # known on the host: images, and targets to classify
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         hits = logits.argmax(dim=1) == targets
+        labelled = []
         if self.ignore_index is None:
-            # a fill kernel, not a copy from the host (which would wait for the GPU)
-            n = torch.full((), targets.numel(), dtype=torch.float64, device=targets.device)
-        else:
-            labelled = targets != self.ignore_index
-            hits, n = hits & labelled, labelled.sum().double()
+            n = targets.numel()
+            self.targets += n
+        else:  # segmentation: only the labelled pixels count
+            mask = targets != self.ignore_index
+            hits, n = hits & mask, mask.sum().double()
+            labelled = [n]
         finite = torch.isfinite(loss)
         loss_sum = torch.where(finite, loss.double() * n, 0.0)  # the mean over n targets
-        self.sums += torch.stack([loss_sum, (~finite).double(), hits.sum().double(), n])
+        step = torch.stack([loss_sum, (~finite).double(), hits.sum().double(), *labelled])
+        self.sums = step if self.sums is None else self.sums.add_(step)
         self.images += targets.shape[0]
 
     def counts(self) -> Counts:
-        loss_sum, nonfinite, correct, count = self.sums.tolist()
+        if self.sums is None:
+            return Counts()
+        loss_sum, nonfinite, correct, *labelled = self.sums.tolist()
+        count = int(labelled[0]) if labelled else self.targets
         loss_sum = math.nan if nonfinite else loss_sum
-        return Counts(loss_sum, int(correct), int(count), int(nonfinite), images=self.images)
+        return Counts(loss_sum, int(correct), count, int(nonfinite), images=self.images)
 
 
 @torch.no_grad()
@@ -140,14 +147,14 @@ def evaluate(
     net = unwrap(model)  # no DDP wrapper: evaluation must not take part in collectives
     net.eval()
     criterion = cross_entropy(ignore_index, reduction="sum")
-    loss_sum, images = torch.zeros((), dtype=torch.float64, device=device), 0
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    for inputs, targets in batches:  # summed on the device and read once, as in `Tally`
+    loss_sum, images = torch.zeros((), dtype=torch.float64), 0
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for inputs, targets in batches:  # summed where the batches are and read once, as in `Tally`
         with autocast(device, precision):
             logits = net(inputs)
-        loss_sum += criterion(logits.float(), targets).double()
-        confusion += confusion_matrix(logits.argmax(dim=1), targets, num_classes, ignore_index)
-        images += targets.shape[0]
+        loss_sum = loss_sum.to(targets.device) + criterion(logits.float(), targets).double()
+        batch = confusion_matrix(logits.argmax(dim=1), targets, num_classes, ignore_index)
+        confusion, images = confusion.to(targets.device) + batch, images + targets.shape[0]
     confusion, loss = confusion.cpu(), loss_sum.item()
     correct, count = int(confusion.trace()), int(confusion.sum())  # read off the matrix
     loss = loss if math.isfinite(loss) else math.nan

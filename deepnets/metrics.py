@@ -61,11 +61,14 @@ class Counts:
 def confusion_matrix(
     preds: torch.Tensor, targets: torch.Tensor, num_classes: int, ignore_index: int | None = None
 ) -> torch.Tensor:
-    """[true, predicted] counts as int64; targets equal to `ignore_index` are left out."""
+    """[true, predicted] counts as int64; targets equal to `ignore_index`, or not a class id
+    at all (e.g. 255 with no ignore_index), are left out."""
     cells = num_classes**2
     flat = targets.to(torch.int64) * num_classes + preds.to(torch.int64)
-    if ignore_index is not None:  # one overflow bin, dropped: no data-dependent shapes
-        flat = flat.masked_fill(targets == ignore_index, cells)
+    left_out = (targets < 0) | (targets >= num_classes)
+    if ignore_index is not None:
+        left_out |= targets == ignore_index
+    flat = flat.masked_fill(left_out, cells)  # one overflow bin, dropped: no data-dependent shape
     # index_add_ into a fixed size: bincount on CUDA reads the largest index back first (a sync)
     flat = flat.flatten()
     counts = torch.zeros(cells + 1, dtype=torch.int64, device=flat.device)

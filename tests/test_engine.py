@@ -66,6 +66,22 @@ def test_nonfinite_loss_is_counted_not_hidden():
     assert counts.nonfinite_steps > 0 and math.isnan(counts.loss)
 
 
+def test_confusion_matrix_leaves_out_ignored_and_unknown_targets():
+    preds = torch.tensor([0, 1, 1, 0, 2, 2])
+    targets = torch.tensor([0, 1, 255, -100, 1, 7])  # 255, -100 and 7 are no class of three
+    expected = [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
+    assert confusion_matrix(preds, targets, 3).tolist() == expected
+    assert confusion_matrix(preds, targets, 3, ignore_index=255).tolist() == expected
+
+
+def test_an_epoch_without_batches_counts_nothing():
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    counts, _ = train_one_epoch(model, [], optimizer, criterion=nn.CrossEntropyLoss())
+    assert (counts.count, counts.images, counts.nonfinite_steps) == (0, 0, 0)
+    assert math.isnan(counts.loss)
+
+
 @pytest.mark.parametrize("case", ["noisy", "class never predicted", "class never present"])
 def test_per_class_report_equals_sklearns_classification_report(case):
     from sklearn.metrics import classification_report

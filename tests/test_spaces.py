@@ -143,10 +143,11 @@ def test_fidelity_scales_epochs_and_sets_resources(tmp_path):
 @pytest.mark.parametrize("path", REPORT_SPACES, ids=[p.name for p in REPORT_SPACES])
 def test_full_compiled_is_full_plus_compile(path, tmp_path):
     """The compiled GPU profile trains exactly the `full` rows, only compiled and with fewer
-    trials per GPU: its results must stand beside full's in one table."""
+    trials per GPU, so that its `[full_compiled]` tables compare with full's row by row."""
     full = plan_sweep(path, fidelity="full", storage=str(tmp_path), name=None)
     compiled = plan_sweep(path, fidelity="full_compiled", storage=str(tmp_path), name=None)
     assert compiled.configs.keys() == full.configs.keys()
+    assert compiled.scheduler == full.scheduler  # FIFO: every row to the end
     how = {"compile", "gpus_per_worker", "cpus_per_worker"}  # how it runs, not what it trains
     for variant, cfg in compiled.configs.items():
         assert (cfg["compile"], cfg["gpus_per_worker"]) == ("reduce-overhead", 0.5), variant
