@@ -124,9 +124,12 @@ resources: {workers_per_trial: 1, cpus_per_worker: 1}
 
 
 def _sweep_process(head, *args: str) -> subprocess.Popen:
+    # Unbuffered: Tune prints its progress with print(), which a pipe would hold back in 8 KB
+    # blocks, so a test waiting for "completed after" could see it only once the sweep ended.
     return subprocess.Popen(
         [sys.executable, str(ROOT / "jobs/sweep.py"), *args],
-        env=head.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=head.env | {"PYTHONUNBUFFERED": "1"}, cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
 
