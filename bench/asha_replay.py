@@ -119,6 +119,20 @@ def replay(trials: list[Trial], grace: int, reduction: float, concurrent: int, s
     return epochs, last
 
 
+def replay_often(trials: list[Trial], grace: int, reduction: float, args) -> tuple:
+    """(epochs ratio per replay, how often each trial was picked) over `args.repeats` draws of
+    the start-ups; every setting meets the same draws, so settings compare pair by pair."""
+    full_epochs = sum(len(t.values) for t in trials)
+    ratios, picks = [], Counter()
+    rng = np.random.default_rng(0)
+    for _ in range(args.repeats):
+        startups = args.startup + rng.uniform(-args.jitter, args.jitter, size=len(trials))
+        epochs, last = replay(trials, grace, reduction, args.concurrent, startups)
+        ratios.append(epochs / full_epochs)
+        picks[best(last)] += 1
+    return ratios, picks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path, help="a full grid's experiment folder")
@@ -143,13 +157,7 @@ def main() -> None:
     print(f"{'grace x rf':<12}{'ratio (range)':>18}{'same':>7}  {'most frequent pick':<32}rank")
     for setting in args.settings.split(","):
         grace, reduction = int(setting.split("x")[0]), float(setting.split("x")[1])
-        ratios, picks = [], Counter()
-        rng = np.random.default_rng(0)  # every setting meets the same arrival orders
-        for _ in range(args.repeats):
-            startups = args.startup + rng.uniform(-args.jitter, args.jitter, size=len(trials))
-            epochs, last = replay(trials, grace, reduction, args.concurrent, startups)
-            ratios.append(epochs / full_epochs)
-            picks[best(last)] += 1
+        ratios, picks = replay_often(trials, grace, reduction, args)
         usual = picks.most_common(1)[0][0]
         rank = 1 + sum(finals[k] > finals[usual] for k in finals)  # ties share a rank
         spread = f"{np.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"

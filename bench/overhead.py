@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+from throughput import sync  # noqa: E402
 
 from deepnets.config import DataConfig, OptimConfig, load_config  # noqa: E402
 from deepnets.data import load_datasets, make_loader  # noqa: E402
@@ -80,11 +82,6 @@ def bare_epochs(setup: dict, data, device: torch.device):
             optimizer.step()
         sync(device)
         yield steps * BATCH / (time.perf_counter() - start)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def engine_epochs(setup: dict, data, device: torch.device):
