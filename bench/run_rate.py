@@ -1,0 +1,75 @@
+"""How busy a sweep (or several at once) kept the machine: each trial's timeline and images/s,
+and the training images per second of all trials together, read from the files runs leave.
+
+    python bench/run_rate.py runs/repro-full-mnist_resnet runs/repro-full-cifar10_vgg ...
+
+Per trial: when its Train worker process started, its first training step and its last epoch
+report (seconds after the earliest worker start), the epochs it reported and its median
+images/s. In all: the images every reported epoch trained (images/s x the epoch's training
+seconds) over the span from the first trial's first step to the last trial's last report, so
+evaluation, start-up gaps and idle places count against it. Works on interrupted sweeps too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deepnets.runlog import TIMELINE_FILE, read_history, read_json  # noqa: E402
+
+TUNE_RESULTS = "result.json"  # one line per report, in Tune's trial folder (named as the run)
+
+
+def trial_rows(experiment: Path) -> list[dict]:
+    """One row per run of `experiment` that reached its first step."""
+    rows = []
+    for timeline_file in sorted(experiment.glob(f"runs/*/{TIMELINE_FILE}")):
+        run_dir = timeline_file.parent
+        timeline, history = read_json(timeline_file), read_history(run_dir)
+        reports = experiment / run_dir.name / TUNE_RESULTS
+        stamps = [json.loads(line)["timestamp"] for line in _lines(reports)]
+        if not history or not stamps or "first_epoch_started" not in timeline:
+            continue
+        rows.append({
+            "trial": f"{experiment.name}/{run_dir.name}",
+            "process": timeline["process_started"],
+            "first_step": timeline["first_epoch_started"],
+            "last_report": stamps[-1],
+            "epochs": len(history),
+            "rate": statistics.median(e["images_per_second"] for e in history),
+            "images": sum(e["images_per_second"] * e["epoch_seconds"] for e in history),
+        })  # fmt: skip
+    return rows
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="+", type=Path)
+    rows = [row for folder in parser.parse_args().experiments for row in trial_rows(folder)]
+    if not rows:
+        print("no trial reached its first step in these folders")
+        return 1
+    t0 = min(row["process"] for row in rows)
+    print(f"{'trial':<58}{'worker':>8}{'step 1':>8}{'last':>8}{'epochs':>8}{'img/s':>9}")
+    for row in sorted(rows, key=lambda r: r["process"]):
+        times = [row[key] - t0 for key in ("process", "first_step", "last_report")]
+        print(f"{row['trial']:<58}" + "".join(f"{t:>8.0f}" for t in times), end="")
+        print(f"{row['epochs']:>8}{row['rate']:>9.0f}")
+    images = sum(row["images"] for row in rows)
+    span = max(row["last_report"] for row in rows) - min(row["first_step"] for row in rows)
+    print(f"\n{len(rows)} trials trained {images / 1e6:.2f} M images in {span:.0f} s: ", end="")
+    print(f"{images / span:,.0f} images/s together (first step to last report)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
