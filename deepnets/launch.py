@@ -156,8 +156,8 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
         RunConfig,
         ScalingConfig,
     )
-    from ray.train.torch import TorchTrainer
 
+    from deepnets.lean_trainer import LeanTorchTrainer
     from deepnets.worker import train_loop_per_worker
 
     # A worker group may wait for CPUs a finishing run still holds; Train's 60 s default then
@@ -169,7 +169,7 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = cfg.gpus_per_worker
-    return TorchTrainer(
+    return LeanTorchTrainer(
         train_loop_per_worker,
         train_loop_config=cfg.model_dump(mode="json"),
         scaling_config=ScalingConfig(

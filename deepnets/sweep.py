@@ -31,7 +31,7 @@ from deepnets.runlog import (
 )
 from deepnets.storage import Location
 from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
-from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials
+from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials, watch_janitor
 
 # The trial's own process only waits on fit(): it holds no CPU (a placement-group bundle cannot
 # be empty, so it asks for 1 MiB of memory instead). With even 0.01 CPU, two 1-CPU trials on a
@@ -39,9 +39,13 @@ from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials
 TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 2**20}
 
 
-def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dict) -> None:
+def run_trial(
+    config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dict, janitor=None
+) -> None:
     """One Tune trial: the variant's TrainConfig with this trial's seed and sampled values."""
     from ray.tune.integration.ray_train import TuneReportCallback
+
+    from deepnets.lean_trainer import ReleaseOnTrialEnd
 
     trial_id = tune.get_context().get_trial_id()
     variant, seed, search = config["variant"], config["seed"], config.get("search", {})
@@ -51,7 +55,10 @@ def run_trial(config: dict[str, Any], *, configs: dict, runs_dir: str, meta: dic
     if report_finished_run(cfg):
         return
     trial = meta | {"variant": variant, "seed": seed, "trial_id": trial_id, "search": search}
-    fit_and_record(cfg, extra={"trial": trial}, callbacks=[TuneReportCallback()])
+    callbacks = [TuneReportCallback()]
+    if janitor is not None:
+        callbacks.append(ReleaseOnTrialEnd(janitor, trial_id))
+    fit_and_record(cfg, extra={"trial": trial}, callbacks=callbacks)
 
 
 def report_finished_run(cfg: TrainConfig) -> bool:
@@ -126,12 +133,18 @@ def _trial_id(result) -> str:
     return found.group(0) if found else folder
 
 
-def build_tuner(plan: SweepPlan, *, resume: bool, max_concurrent: int | None) -> tune.Tuner:
+def build_tuner(
+    plan: SweepPlan, *, resume: bool, max_concurrent: int | None, janitor=None
+) -> tune.Tuner:
     space = plan.space
     meta = {"sweep": plan.name, "space": space.name, "fidelity": plan.fidelity}
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, configs=plan.configs, runs_dir=str(plan.runs_dir), meta=meta
+            run_trial,
+            configs=plan.configs,
+            runs_dir=str(plan.runs_dir),
+            meta=meta,
+            janitor=janitor,
         ),
         TRIAL_DRIVER_RESOURCES,
     )
@@ -233,6 +246,19 @@ def check_finished(plan: SweepPlan, grid) -> None:
         )
 
 
+def start_janitor(experiment: str):
+    """One actor that removes ended trials' placement groups, instead of Ray Train's cleaner
+    process per trial (deepnets/lean_trainer.py); None where this Ray lacks the hooks."""
+    from deepnets.lean_trainer import janitor_supported
+    from deepnets.pg_janitor import PlacementGroupJanitor
+
+    if not janitor_supported():
+        return None
+    janitor = PlacementGroupJanitor.remote()
+    watch_janitor(experiment, janitor)
+    return janitor
+
+
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):
     """Run (or resume) the sweep; returns the final table's rows, also saved as JSON."""
     check_resume_state(plan, resume)  # before Ray starts: a wrong --name costs nothing
@@ -241,7 +267,9 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | No
     concurrency(plan, max_concurrent)  # fail now, not inside Tune, if a trial cannot fit
     write_plan(plan)
     forget_trials(str(plan.experiment_dir))
-    grid = build_tuner(plan, resume=resume, max_concurrent=max_concurrent).fit()
+    janitor = start_janitor(str(plan.experiment_dir))
+    tuner = build_tuner(plan, resume=resume, max_concurrent=max_concurrent, janitor=janitor)
+    grid = tuner.fit()
     check_finished(plan, grid)
     rows = sorted((trial_row(plan, r) for r in grid), key=lambda r: (r["variant"], r["seed"]))
     write_json_atomically(plan.experiment_dir / RESULTS_FILE, rows)

@@ -35,12 +35,30 @@ resources: {workers_per_trial: 1, cpus_per_worker: 1}
 """
 
 
+def _placement_group_ids(*filters: tuple[str, str, str]) -> set[str]:
+    from ray.util.state import list_placement_groups
+
+    found = list_placement_groups(filters=list(filters), limit=10_000)
+    return {group.placement_group_id for group in found}
+
+
+def _actor_count(class_name: str) -> int:
+    from ray.util.state import list_actors
+
+    return len(list_actors(filters=[("class_name", "=", class_name)], limit=10_000))
+
+
+RUN_HELPERS_LEFT_OUT = ("DatasetManager", "PlacementGroupCleaner")
+
+
 def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_path):
     from deepnets.sweep import run_sweep
 
     space = tmp_path / "asha.yaml"
     space.write_text(ASHA_SPACE)
     plan = plan_sweep(space, fidelity=None, storage=str(tmp_path / "exp"), name=None)
+    groups_before = _placement_group_ids()
+    helpers_before = {name: _actor_count(name) for name in RUN_HELPERS_LEFT_OUT}
     # One trial at a time, bad one last: ASHA compares it with the two finished rung entries.
     rows = {r["variant"]: r for r in run_sweep(plan, max_concurrent=1)}
     # Stopped by ASHA at the grace period, epoch 1.
@@ -50,6 +68,15 @@ def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_p
     bad_run = Path(rows["bad-lr10"]["run_dir"])
     assert [r["epoch"] for r in read_history(bad_run)] == [1]
     assert json.loads((plan.experiment_dir / "sweep_results.json").read_text())
+
+    # The stopped trial's Train controller died with its Tune actor and left its placement
+    # group to this (still living) driver's job: the sweep's janitor removed it, and Ray
+    # Train's per-run helpers were never started (deepnets/lean_trainer.py).
+    deadline = time.monotonic() + 30
+    while _placement_group_ids(("state", "=", "CREATED")) - groups_before:
+        assert time.monotonic() < deadline, "a trial's placement group outlived the sweep"
+        time.sleep(0.5)
+    assert {name: _actor_count(name) for name in RUN_HELPERS_LEFT_OUT} == helpers_before
 
 
 def _ray(head, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
