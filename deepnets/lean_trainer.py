@@ -21,6 +21,8 @@ imports below fail and runs fall back to Ray's own helpers.
 
 from __future__ import annotations
 
+import logging
+
 import ray
 from ray.train.torch import TorchTrainer
 
@@ -36,6 +38,8 @@ try:
     )
 except ImportError:  # Ray before the cleaner existed
     PlacementGroupCleanerCallback = None
+
+logger = logging.getLogger(__name__)
 
 
 class LeanTorchTrainer(TorchTrainer):
@@ -67,5 +71,11 @@ class ReleaseOnTrialEnd(WorkerGroupCallback or object):
         state = worker_group.get_worker_group_state()
         group = state.placement_group_handle.placement_group
         controller = ray.get_runtime_context().current_actor
-        # Wait for it: a trial stopped right after this must find its group registered.
-        ray.get(self.janitor.hold.remote(self.trial_id, controller, group))
+        try:  # wait for it: a trial stopped right after this must find its group registered
+            ray.get(self.janitor.hold.remote(self.trial_id, controller, group))
+        except ray.exceptions.RayError as err:  # training goes on; only the cleanup is lost
+            logger.warning(
+                "placement group janitor unreachable (%s): if this trial is "
+                "stopped, its placement group stays until the sweep ends",
+                err,
+            )

@@ -249,12 +249,17 @@ def check_finished(plan: SweepPlan, grid) -> None:
 def start_janitor(experiment: str):
     """One actor that removes ended trials' placement groups, instead of Ray Train's cleaner
     process per trial (deepnets/lean_trainer.py); None where this Ray lacks the hooks."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     from deepnets.lean_trainer import janitor_supported
     from deepnets.pg_janitor import PlacementGroupJanitor
 
     if not janitor_supported():
         return None
-    janitor = PlacementGroupJanitor.remote()
+    # On the driver's node (the head, under `ray job submit`): an actor on a worker node would
+    # keep the autoscaler from removing that node while the sweep runs.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    janitor = PlacementGroupJanitor.options(scheduling_strategy=here).remote()
     watch_janitor(experiment, janitor)
     return janitor
 
