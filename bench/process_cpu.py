@@ -2,9 +2,13 @@
 
 Runs COMMAND, polls every process on the machine that started after it (5 times a second), and
 prints each kind's CPU seconds (user + system) and process count: Ray worker processes by the
-title Ray gives them (`ray::TrainController`, `ray::RayTrainWorker`, ...), others by command
-line. A process that ends between two polls loses at most its last 0.2 s. Also prints the whole
-machine's busy CPU seconds over the same time, from /proc/stat (Linux only).
+title Ray gives them (`ray::TrainController`, `ray::RayTrainWorker`, ...), others by the program
+they run. Also prints the whole machine's busy CPU seconds over the same time, from /proc/stat
+(Linux only), and this monitor's own. Limits: a process that ends between two polls loses at
+most its last 0.2 s; processes started before the command (an existing cluster's idle Ray
+workers) are left out, and any other process started meanwhile on the machine is counted; a
+Ray worker that runs several tasks is counted under its first task's title. The polling itself
+costs CPU, so run the benchmark being explained without it to time it.
 
     python bench/process_cpu.py [--per N] -- python bench/startup.py --trials 8 --cpus 1
 
@@ -26,17 +30,22 @@ POLL_S = 0.2
 
 
 def machine_busy_seconds() -> float:
+    """user + nice + system + irq + softirq over all CPUs (not steal, which is another VM's,
+    nor guest, which user already counts)."""
     with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    return (sum(fields) - idle - iowait) / 100  # clock ticks (USER_HZ = 100 on Linux)
+        fields = [int(v) for v in f.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def kind(command: str) -> str:
-    """A process's kind: Ray's title for its workers ('ray::ImplicitFunc'), else its command."""
+    """A process's kind: Ray's title for its workers ('ray::ImplicitFunc'), else its program:
+    the first .py file it runs (Ray's agents, the dashboard, jobs/sweep.py) or executable."""
     if command.startswith("ray::"):
         return command.split()[0].split(".")[0]
-    return command[:70]
+    words = command.split()
+    scripts = [w for w in words if w.endswith(".py")]
+    return os.path.basename(scripts[0] if scripts else words[0])
 
 
 def _settled(name: str) -> bool:
@@ -51,7 +60,7 @@ def watch(child: subprocess.Popen, started: float) -> dict[tuple, tuple[str, flo
     while child.poll() is None:
         for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
             try:
-                if proc.info["create_time"] < started or proc.info["pid"] == os.getpid():
+                if (proc.info["create_time"] or 0) < started or proc.info["pid"] == os.getpid():
                     continue
                 times = proc.cpu_times()
                 command = " ".join(proc.info["cmdline"] or [])
@@ -75,17 +84,21 @@ def main() -> int:
         parser.error("give the command to run after --")
     busy_before = machine_busy_seconds()
     child = subprocess.Popen(command)
-    # Processes created from the command's start on, in psutil's clock (not time.time()'s: it
-    # counts from a boot time rounded to the second).
-    seen = watch(child, psutil.Process(child.pid).create_time())
+    try:  # from the command's start on, in psutil's clock (time.time()'s differs by up to 1 s)
+        started = psutil.Process(child.pid).create_time()
+    except psutil.Error:  # it has already ended
+        started = time.time()
+    seen = watch(child, started)
     busy = machine_busy_seconds() - busy_before
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
     for name, cpu in seen.values():
         totals[name or "(ended before its first poll)"][0] += 1
         totals[name or "(ended before its first poll)"][1] += cpu
     per = args.per
+    own = sum(psutil.Process().cpu_times()[:2])
     print(f"\nexit code {child.returncode}; CPU seconds" + (f" per {per:g}" if per != 1 else ""))
     print(f"{busy / per:9.2f}  whole machine (busy, from /proc/stat)")
+    print(f"{own / per:9.2f}  this monitor (in the machine's figure, not in the rows below)")
     for name, (count, cpu) in sorted(totals.items(), key=lambda item: -item[1][1]):
         if cpu / per >= 0.05:
             print(f"{cpu / per:9.2f}  {name}  ({count / per:g} processes)")

@@ -1,22 +1,22 @@
 """Fewer Ray processes per training run: what a sweep of many short trials pays for.
 
-Besides its controller and workers, Ray Train 2.60 starts two helper processes for every run
-(measured with bench/startup.py, 2-core machine, each ~2 s of CPU: a fresh Python importing
-ray.train, ray.data and pandas):
-- a `DatasetManager` actor, even for a run that passes no Ray Datasets (deepnets never does: its
+Besides its controller and workers, Ray Train 2.60 starts two helper actors for every run, each
+a fresh Python that imports ray.train, ray.data and pandas (~1.6-2.1 CPU-seconds each on the
+2-core machine, bench/process_cpu.py; BENCHMARKS.md):
+- a `DatasetManager`, even for a run that passes no Ray Datasets (deepnets never does: its
   workers read a tensor cache);
 - a detached `PlacementGroupCleaner`, which polls the state API every second so that a run's
   placement group is removed if its controller dies without removing it. Under Tune that is
-  the normal end of a trial ASHA stops: Tune kills the trial's actor, the controller dies with
-  it, and a placement group lives as long as the job (the sweep's driver), not its creator.
+  how a trial ASHA stops ends: Tune stops the trial's actor, the controller (which that actor
+  owns) dies with it, and its placement group lives on as long as the sweep's driver.
 
-`LeanTorchTrainer` leaves out the first when there are no datasets, and the second when the run
-carries a `ReleaseOnTrialEnd` callback: then one `PlacementGroupJanitor` per sweep
-(deepnets/pg_janitor.py) does the cleaner's job for all trials, told by the sweep driver when a
-trial has ended.
+`LeanTorchTrainer` leaves out the first when there are no datasets. In sweeps, each run also
+carries a `WatchedByJanitor` callback, which takes the cleaner's place: one
+`PlacementGroupJanitor` per sweep (deepnets/pg_janitor.py) watches every run's controller.
 
-These hooks are Ray Train internals (pinned by tests/test_lean_trainer.py); if they move, the
-imports below fail and runs fall back to Ray's own helpers.
+These are Ray Train internals, pinned by tests/test_lean_trainer.py (which fails on a Ray whose
+hooks moved). Where the imports below fail, `janitor_supported()` is False: sweeps keep Ray's
+cleaner, and only the unused DatasetManager is left out where that class still exists.
 """
 
 from __future__ import annotations
@@ -28,54 +28,86 @@ from ray.train.torch import TorchTrainer
 
 try:
     from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
-    from ray.train.v2._internal.execution.callback import WorkerGroupCallback
-except ImportError:  # another Ray Train layout: keep every default helper
-    DatasetsCallback = WorkerGroupCallback = None
+except ImportError:
+    DatasetsCallback = None
 
 try:
     from ray.train.v2._internal.callbacks.placement_group_callback import (
         PlacementGroupCleanerCallback,
     )
-except ImportError:  # Ray before the cleaner existed
-    PlacementGroupCleanerCallback = None
+    from ray.train.v2._internal.constants import is_v2_enabled
+    from ray.train.v2._internal.execution.callback import WorkerGroupCallback
+except ImportError:  # a Ray without the per-run cleaner: nothing to replace
+    PlacementGroupCleanerCallback = WorkerGroupCallback = None
 
 logger = logging.getLogger(__name__)
 
+# How long a controller waits for the janitor to take its group before training without it.
+HOLD_TIMEOUT_S = 30.0
+
 
 class LeanTorchTrainer(TorchTrainer):
+    """TorchTrainer minus the per-run helper actors a deepnets run does not need."""
+
     def _create_default_callbacks(self):
         callbacks = super()._create_default_callbacks()
-        janitor_watches = any(isinstance(cb, ReleaseOnTrialEnd) for cb in callbacks)
-        return [cb for cb in callbacks if not self._redundant(cb, janitor_watches)]
+        watchers = [cb for cb in callbacks if isinstance(cb, WatchedByJanitor)]
+        kept = [cb for cb in callbacks if cb not in watchers and not self._serves_no_data(cb)]
+        if watchers:  # in the cleaner's slot, as early as it registered, not after all others
+            slot = next(i for i, cb in enumerate(kept) if _is_ray_cleaner(cb))
+            kept[slot : slot + 1] = watchers
+        return kept
 
-    def _redundant(self, callback, janitor_watches: bool) -> bool:
-        if DatasetsCallback and isinstance(callback, DatasetsCallback):
-            return not self.datasets
-        cleaner = PlacementGroupCleanerCallback
-        return bool(janitor_watches and cleaner and isinstance(callback, cleaner))
+    def _serves_no_data(self, callback) -> bool:
+        return bool(DatasetsCallback and isinstance(callback, DatasetsCallback)) and (
+            not self.datasets
+        )
+
+
+def _is_ray_cleaner(callback) -> bool:
+    return isinstance(callback, PlacementGroupCleanerCallback)
 
 
 def janitor_supported() -> bool:
-    """Whether this Ray Train has the hooks ReleaseOnTrialEnd and LeanTorchTrainer rely on."""
-    return PlacementGroupCleanerCallback is not None and WorkerGroupCallback is not None
+    """Whether this Ray Train has the hooks WatchedByJanitor and LeanTorchTrainer rely on."""
+    return PlacementGroupCleanerCallback is not None and is_v2_enabled()
 
 
-class ReleaseOnTrialEnd(WorkerGroupCallback or object):
-    """Runs in the Train controller: tells the sweep's janitor which placement group is this
-    trial's, so the janitor can remove it when the trial ends and its controller is gone."""
+if WorkerGroupCallback is not None:
 
-    def __init__(self, janitor, trial_id: str):
-        self.janitor, self.trial_id = janitor, trial_id
+    class WatchedByJanitor(WorkerGroupCallback):
+        """Runs in the Train controller: hands each placement group it starts to the sweep's
+        janitor, and takes it back when the controller removes the group itself."""
 
-    def after_worker_group_start(self, worker_group) -> None:
-        state = worker_group.get_worker_group_state()
-        group = state.placement_group_handle.placement_group
-        controller = ray.get_runtime_context().current_actor
-        try:  # wait for it: a trial stopped right after this must find its group registered
-            ray.get(self.janitor.hold.remote(self.trial_id, controller, group))
-        except ray.exceptions.RayError as err:  # training goes on; only the cleanup is lost
-            logger.warning(
-                "placement group janitor unreachable (%s): if this trial is "
-                "stopped, its placement group stays until the sweep ends",
-                err,
-            )
+        def __init__(self, janitor):
+            self.janitor = janitor
+
+        def after_worker_group_start(self, worker_group) -> None:
+            state = worker_group.get_worker_group_state()
+            group = state.placement_group_handle.placement_group
+            context = ray.get_runtime_context()
+            hold = self.janitor.hold.remote(context.get_actor_id(), context.current_actor, group)
+            try:  # wait: a trial stopped right after this must find its group held
+                ray.get(hold, timeout=HOLD_TIMEOUT_S)
+            except ray.exceptions.RayError as err:  # train on; only the cleanup is lost
+                logger.warning(
+                    "placement group janitor unreachable (%s): if this trial is stopped, its "
+                    "placement group stays until the sweep ends",
+                    err,
+                )
+
+        # Both remove the group before these run.
+        def after_worker_group_shutdown(self, worker_group_context) -> None:
+            self._forget()
+
+        def after_worker_group_abort(self, worker_group_context) -> None:
+            self._forget()
+
+        def _forget(self) -> None:
+            self.janitor.forget.remote(ray.get_runtime_context().get_actor_id())
+
+else:
+
+    class WatchedByJanitor:  # never used: janitor_supported() is False
+        def __init__(self, janitor):
+            raise RuntimeError("this Ray Train has no worker-group callbacks")

@@ -1,4 +1,11 @@
-"""One actor per sweep that removes the placement groups of ended trials (see lean_trainer.py).
+"""One actor per sweep that removes placement groups their Train controllers left behind.
+
+A placement group lives as long as the job that owns it (the sweep's driver), not as long as
+the Train controller that created it. A controller that ends normally removes its group; one
+that dies with its Tune trial (ASHA stops it, the trial's process fails) does not, and the
+group would hold its CPUs/GPUs for the rest of the sweep. Ray Train guards against that with a
+cleaner process per run; deepnets sweeps use this janitor for all their runs instead
+(deepnets/lean_trainer.py).
 
 It imports only Ray's core: a process that imported torch or ray.train to watch placement
 groups would cost as much CPU as the per-run cleaners it replaces.
@@ -8,49 +15,67 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import ray
 
 logger = logging.getLogger(__name__)
 
-# How often the janitor asks whether an ended trial's controller is gone yet.
+# How often the janitor asks each controller it watches whether it is still alive.
 PING_INTERVAL_S = 0.5
 
 
 @ray.remote(num_cpus=0)
 class PlacementGroupJanitor:
-    """One per sweep, owned by its driver: removes the placement group of an ended trial once
-    that trial's Train controller is dead (a controller that ends normally has removed it)."""
+    """Watches each controller that registered a group, from `hold` until the controller
+    either says it removed the group itself (`forget`) or is found dead: then it removes it."""
 
     def __init__(self):
-        self._held: dict[str, tuple] = {}  # trial id -> (controller handle, placement group)
+        self._groups: dict[str, tuple] = {}  # controller actor id -> (handle, placement group)
+        self._watches: dict[str, asyncio.Task] = {}
 
-    def hold(self, trial_id: str, controller, placement_group) -> None:
-        self._held[trial_id] = (controller, placement_group)
+    async def hold(self, controller_id: str, controller, group) -> None:
+        self._groups[controller_id] = (controller, group)  # a restarted group replaces the old
+        if controller_id not in self._watches:
+            self._watches[controller_id] = asyncio.create_task(self._watch(controller_id))
 
-    async def release(self, trial_id: str) -> None:
-        """The trial has ended: wait for its controller to die, then remove its group. Waiting
-        matters: Tune calls this before it stops the trial's actor, and a controller that lost
-        its group while alive could start a new one that nobody would remove."""
-        entry = self._held.get(trial_id)
-        if entry is None:  # it ended before its workers started, or this is a repeat
-            return
-        controller, group = entry
-        while not await _is_dead(controller):
-            await asyncio.sleep(PING_INTERVAL_S)
-        if self._held.get(trial_id) is entry:  # not replaced by a retry of the trial
-            del self._held[trial_id]
-        _remove(group)
+    def forget(self, controller_id: str) -> None:
+        """The controller removed its group (shutdown or abort): drop it and the handle, which
+        would otherwise keep an idle controller alive until its trial's process exits."""
+        self._groups.pop(controller_id, None)
 
     def held(self) -> list[str]:
-        return sorted(self._held)
+        return sorted(self._groups)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait until every group is forgotten or removed; how many are still held."""
+        deadline = time.monotonic() + timeout_s
+        while self._groups and time.monotonic() < deadline:
+            await asyncio.sleep(PING_INTERVAL_S)
+        return len(self._groups)
+
+    async def _watch(self, controller_id: str) -> None:
+        try:
+            while controller_id in self._groups:
+                controller, _ = self._groups[controller_id]
+                if await _is_dead(controller):
+                    _, group = self._groups.pop(controller_id)
+                    _remove(group)
+                    return
+                await asyncio.sleep(PING_INTERVAL_S)
+        finally:
+            self._watches.pop(controller_id, None)
 
 
 async def _is_dead(actor) -> bool:
+    """Only a death counts: an actor that is briefly unreachable (ActorUnavailableError, e.g.
+    a network blip to its node) may be running a trial that still needs its group."""
     try:
         await actor.__ray_ready__.remote()
-    except ray.exceptions.RayActorError:
+    except ray.exceptions.ActorDiedError:
         return True
+    except ray.exceptions.RayActorError:
+        return False
     return False
 
 
@@ -58,6 +83,6 @@ def _remove(group) -> None:
     from ray.util import remove_placement_group
 
     try:
-        remove_placement_group(group)  # a no-op for one its controller already removed
+        remove_placement_group(group)
     except Exception as err:  # noqa: BLE001 - never let cleanup fail the sweep
         logger.warning("could not remove placement group %s: %s", group.id, err)

@@ -31,7 +31,7 @@ from deepnets.runlog import (
 )
 from deepnets.storage import Location
 from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
-from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials, watch_janitor
+from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials
 
 # The trial's own process only waits on fit(): it holds no CPU (a placement-group bundle cannot
 # be empty, so it asks for 1 MiB of memory instead). With even 0.01 CPU, two 1-CPU trials on a
@@ -45,7 +45,7 @@ def run_trial(
     """One Tune trial: the variant's TrainConfig with this trial's seed and sampled values."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from deepnets.lean_trainer import ReleaseOnTrialEnd
+    from deepnets.lean_trainer import WatchedByJanitor
 
     trial_id = tune.get_context().get_trial_id()
     variant, seed, search = config["variant"], config["seed"], config.get("search", {})
@@ -57,7 +57,7 @@ def run_trial(
     trial = meta | {"variant": variant, "seed": seed, "trial_id": trial_id, "search": search}
     callbacks = [TuneReportCallback()]
     if janitor is not None:
-        callbacks.append(ReleaseOnTrialEnd(janitor, trial_id))
+        callbacks.append(WatchedByJanitor(janitor))
     fit_and_record(cfg, extra={"trial": trial}, callbacks=callbacks)
 
 
@@ -246,9 +246,9 @@ def check_finished(plan: SweepPlan, grid) -> None:
         )
 
 
-def start_janitor(experiment: str):
-    """One actor that removes ended trials' placement groups, instead of Ray Train's cleaner
-    process per trial (deepnets/lean_trainer.py); None where this Ray lacks the hooks."""
+def start_janitor():
+    """One actor that removes placement groups dead trials left behind, instead of Ray Train's
+    cleaner process per trial (deepnets/pg_janitor.py); None where this Ray lacks the hooks."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from deepnets.lean_trainer import janitor_supported
@@ -256,12 +256,22 @@ def start_janitor(experiment: str):
 
     if not janitor_supported():
         return None
-    # On the driver's node (the head, under `ray job submit`): an actor on a worker node would
-    # keep the autoscaler from removing that node while the sweep runs.
+    # On the driver's node (the head, under `ray job submit`): it lives exactly as long as the
+    # sweep there, where a worker node scaled down mid-sweep would take it along.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    janitor = PlacementGroupJanitor.options(scheduling_strategy=here).remote()
-    watch_janitor(experiment, janitor)
-    return janitor
+    return PlacementGroupJanitor.options(scheduling_strategy=here).remote()
+
+
+def stop_janitor(janitor, *, drain_s: float = 30.0) -> None:
+    """After the last trial: let it remove the groups of controllers still dying (a later sweep
+    in the same process would wait for their CPUs), then end it."""
+    if janitor is None:
+        return
+    try:
+        if drain_s and ray.get(janitor.drain.remote(drain_s)):
+            print(f"placement groups still held {drain_s:g} s after the sweep", flush=True)
+    finally:
+        ray.kill(janitor)
 
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):
@@ -272,9 +282,14 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | No
     concurrency(plan, max_concurrent)  # fail now, not inside Tune, if a trial cannot fit
     write_plan(plan)
     forget_trials(str(plan.experiment_dir))
-    janitor = start_janitor(str(plan.experiment_dir))
+    janitor = start_janitor()
     tuner = build_tuner(plan, resume=resume, max_concurrent=max_concurrent, janitor=janitor)
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except BaseException:
+        stop_janitor(janitor, drain_s=0)  # the driver is going: its job's groups go with it
+        raise
+    stop_janitor(janitor)
     check_finished(plan, grid)
     rows = sorted((trial_row(plan, r) for r in grid), key=lambda r: (r["variant"], r["seed"]))
     write_json_atomically(plan.experiment_dir / RESULTS_FILE, rows)

@@ -1,4 +1,4 @@
-"""Tell a finished sweep from one that Ctrl-C interrupted, and release ended trials' resources.
+"""Tell a finished sweep from one that Ctrl-C interrupted.
 
 After Ctrl-C, Tune saves the experiment with its running trials unfinished (a resume runs them
 again), then stops their actors and marks them TERMINATED in memory, and `fit()` returns
@@ -15,7 +15,6 @@ ENDED = ("TERMINATED", "ERROR")
 # Statuses by experiment folder. Module-level because Tuner.restore unpickles its own copy of the
 # callback from the experiment folder, which the caller never sees.
 _last_seen: dict[str, dict[str, str]] = {}
-_janitors: dict[str, object] = {}  # the sweep's PlacementGroupJanitor, by experiment folder
 
 
 class TrialWatch(Callback):
@@ -25,30 +24,9 @@ class TrialWatch(Callback):
     def on_step_end(self, iteration, trials, **info):
         _last_seen[self.experiment] = {trial.trial_id: trial.status for trial in trials}
 
-    # A trial has ended (finished, stopped by the scheduler, failed) or is about to be retried:
-    # its placement group goes once its Train controller is gone.
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._release(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._release(trial)
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        self._release(trial)
-
-    def _release(self, trial) -> None:
-        janitor = _janitors.get(self.experiment)
-        if janitor is not None:
-            janitor.release.remote(trial.trial_id)
-
-
-def watch_janitor(experiment: str, janitor) -> None:
-    _janitors[experiment] = janitor
-
 
 def forget_trials(experiment: str) -> None:
     _last_seen.pop(experiment, None)
-    _janitors.pop(experiment, None)
 
 
 def unfinished_trials(experiment: str) -> list[str] | None:

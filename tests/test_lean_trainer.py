@@ -11,7 +11,7 @@ from deepnets.lean_trainer import (
     DatasetsCallback,
     LeanTorchTrainer,
     PlacementGroupCleanerCallback,
-    ReleaseOnTrialEnd,
+    WatchedByJanitor,
     janitor_supported,
 )
 
@@ -20,44 +20,57 @@ def _noop(config):
     pass
 
 
-def _default_callback_types(callbacks=()) -> set[type]:
+def _default_callbacks(callbacks=()) -> list:
     from ray.train import RunConfig
 
     trainer = LeanTorchTrainer(_noop, run_config=RunConfig(callbacks=list(callbacks)))
-    return {type(cb) for cb in trainer._create_default_callbacks()}
+    return trainer._create_default_callbacks()
+
+
+def _types(callbacks) -> list[type]:
+    return [type(cb) for cb in callbacks]
 
 
 def test_this_ray_has_the_hooks_the_lean_trainer_uses():
-    # If a Ray upgrade moves them, runs quietly fall back to Ray's helpers: fail here instead.
+    # If a Ray upgrade moves them, sweeps quietly fall back to Ray's cleaner: fail here instead.
     assert janitor_supported()
     assert DatasetsCallback is not None and PlacementGroupCleanerCallback is not None
 
 
-def test_no_datasets_manager_without_datasets_and_no_cleaner_when_a_janitor_watches():
-    alone = _default_callback_types()
+def test_no_datasets_manager_without_datasets_and_the_janitor_in_the_cleaners_place():
+    alone = _types(_default_callbacks())
     assert DatasetsCallback not in alone
     assert PlacementGroupCleanerCallback in alone  # a run outside a sweep keeps Ray's cleaner
 
-    watched = _default_callback_types([ReleaseOnTrialEnd(janitor=None, trial_id="t")])
+    watched = _types(_default_callbacks([WatchedByJanitor(janitor=None)]))
     assert PlacementGroupCleanerCallback not in watched
-    assert ReleaseOnTrialEnd in watched
+    assert watched.count(WatchedByJanitor) == 1
+    # Where the cleaner was: the group is handed over as early as Ray's cleaner took it.
+    assert watched.index(WatchedByJanitor) == alone.index(PlacementGroupCleanerCallback)
 
 
 @pytest.fixture
-def group_maker(ray_session):
-    """An actor that makes a 1-CPU placement group and registers it like a Train controller."""
+def controller_class(ray_session):
+    """A stand-in for Ray Train's controller: an async actor that makes a 1-CPU placement group
+    and hands it to the janitor, as WatchedByJanitor does, or removes it and says so."""
     ray = ray_session
 
     @ray.remote(num_cpus=0)
     class Controller:
-        def make_group(self, janitor, trial_id):
+        async def start_group(self, janitor):
             from ray.util import placement_group
 
-            group = placement_group([{"CPU": 1}])
-            ray.get(group.ready())
-            me = ray.get_runtime_context().current_actor
-            ray.get(janitor.hold.remote(trial_id, me, group))
-            return group
+            self.group = placement_group([{"CPU": 1}])
+            await self.group.ready()
+            context = ray.get_runtime_context()
+            await janitor.hold.remote(context.get_actor_id(), context.current_actor, self.group)
+            return self.group
+
+        async def shut_down_group(self, janitor):
+            from ray.util import remove_placement_group
+
+            remove_placement_group(self.group)
+            await janitor.forget.remote(ray.get_runtime_context().get_actor_id())
 
     return Controller
 
@@ -75,29 +88,45 @@ def _wait_for_state(group, state: str, timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-def test_janitor_removes_an_ended_trials_group_once_its_controller_is_dead(
-    ray_session, group_maker
-):
+def test_janitor_removes_a_group_only_once_its_controller_is_dead(ray_session, controller_class):
     ray = ray_session
     from deepnets.pg_janitor import PING_INTERVAL_S, PlacementGroupJanitor
 
     janitor = PlacementGroupJanitor.remote()
-    kept, released = group_maker.remote(), group_maker.remote()
-    kept_group = ray.get(kept.make_group.remote(janitor, "kept"))
-    group = ray.get(released.make_group.remote(janitor, "ended"))
-    assert ray.get(janitor.held.remote()) == ["ended", "kept"]
+    dying, living = controller_class.remote(), controller_class.remote()
+    dying_group = ray.get(dying.start_group.remote(janitor))
+    living_group = ray.get(living.start_group.remote(janitor))
+    assert len(ray.get(janitor.held.remote())) == 2
 
-    janitor.release.remote("ended")
+    ray.kill(dying)  # as a controller dies with the Tune trial that owns it
+    _wait_for_state(dying_group, "REMOVED")
     time.sleep(4 * PING_INTERVAL_S)
-    assert _state(group) == "CREATED"  # its controller still lives: not yet
+    assert _state(living_group) == "CREATED"  # a live controller's group is never touched
+    assert len(ray.get(janitor.held.remote())) == 1
 
-    ray.kill(released)
-    ray.kill(kept)
-    _wait_for_state(group, "REMOVED")
-    assert ray.get(janitor.held.remote()) == ["kept"]
-    # What the janitor is for: an actor's group outlives the actor while the job lives.
-    time.sleep(4 * PING_INTERVAL_S)
-    assert _state(kept_group) == "CREATED"
-    janitor.release.remote("kept")
-    _wait_for_state(kept_group, "REMOVED")
+    # A controller that removes its own group takes it back; a restarted one holds a new one.
+    ray.get(living.shut_down_group.remote(janitor))
+    assert ray.get(janitor.held.remote()) == []
+    restarted_group = ray.get(living.start_group.remote(janitor))
+    assert len(ray.get(janitor.held.remote())) == 1
+    ray.kill(living)
+    _wait_for_state(restarted_group, "REMOVED")
+    assert ray.get(janitor.drain.remote(5.0)) == 0
     ray.kill(janitor)
+
+
+def test_a_group_outlives_the_actor_that_made_it(ray_session, controller_class):
+    """Why the janitor exists: while the job lives, nothing else removes such a group."""
+    ray = ray_session
+    from deepnets.pg_janitor import PlacementGroupJanitor
+
+    janitor = PlacementGroupJanitor.remote()
+    controller = controller_class.remote()
+    group = ray.get(controller.start_group.remote(janitor))
+    ray.kill(janitor)  # nobody watching
+    ray.kill(controller)
+    time.sleep(3)
+    assert _state(group) == "CREATED"
+    from ray.util import remove_placement_group
+
+    remove_placement_group(group)

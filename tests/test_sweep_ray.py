@@ -73,7 +73,7 @@ def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_p
     # group to this (still living) driver's job: the sweep's janitor removed it, and Ray
     # Train's per-run helpers were never started (deepnets/lean_trainer.py).
     deadline = time.monotonic() + 30
-    while _placement_group_ids(("state", "=", "CREATED")) - groups_before:
+    while _placement_group_ids(("state", "!=", "REMOVED")) - groups_before:
         assert time.monotonic() < deadline, "a trial's placement group outlived the sweep"
         time.sleep(0.5)
     assert {name: _actor_count(name) for name in RUN_HELPERS_LEFT_OUT} == helpers_before
