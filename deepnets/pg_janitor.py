@@ -67,6 +67,33 @@ class PlacementGroupJanitor:
             self._watches.pop(controller_id, None)
 
 
+def start_janitor():
+    """One actor that removes placement groups dead trials left behind, instead of Ray Train's
+    cleaner process per trial; None where this Ray lacks the hooks."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from deepnets.lean_trainer import janitor_supported  # imports torch: the driver's side only
+
+    if not janitor_supported():
+        return None
+    # On the driver's node (the head, under `ray job submit`): it lives exactly as long as the
+    # sweep there, where a worker node scaled down mid-sweep would take it along.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return PlacementGroupJanitor.options(scheduling_strategy=here).remote()
+
+
+def stop_janitor(janitor, *, drain_s: float = 30.0) -> None:
+    """After the last trial: let it remove the groups of controllers still dying (a later sweep
+    in the same process would wait for their CPUs), then end it."""
+    if janitor is None:
+        return
+    try:
+        if drain_s and ray.get(janitor.drain.remote(drain_s)):
+            print(f"placement groups still held {drain_s:g} s after the sweep", flush=True)
+    finally:
+        ray.kill(janitor)
+
+
 async def _is_dead(actor) -> bool:
     """Only a death counts: an actor that is briefly unreachable (ActorUnavailableError, e.g.
     a network blip to its node) may be running a trial that still needs its group."""

@@ -19,6 +19,7 @@ from ray import tune
 from deepnets.config import TrainConfig
 from deepnets.errors import ConfigError, SweepInterrupted
 from deepnets.launch import ensure_ray, fit_and_record
+from deepnets.pg_janitor import start_janitor, stop_janitor
 from deepnets.results.collect import decide_status
 from deepnets.runlog import (
     RESULTS_FILE,
@@ -244,34 +245,6 @@ def check_finished(plan: SweepPlan, grid) -> None:
             f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; its state "
             f"is saved in {plan.experiment_dir}: continue it with --resume"
         )
-
-
-def start_janitor():
-    """One actor that removes placement groups dead trials left behind, instead of Ray Train's
-    cleaner process per trial (deepnets/pg_janitor.py); None where this Ray lacks the hooks."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from deepnets.lean_trainer import janitor_supported
-    from deepnets.pg_janitor import PlacementGroupJanitor
-
-    if not janitor_supported():
-        return None
-    # On the driver's node (the head, under `ray job submit`): it lives exactly as long as the
-    # sweep there, where a worker node scaled down mid-sweep would take it along.
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return PlacementGroupJanitor.options(scheduling_strategy=here).remote()
-
-
-def stop_janitor(janitor, *, drain_s: float = 30.0) -> None:
-    """After the last trial: let it remove the groups of controllers still dying (a later sweep
-    in the same process would wait for their CPUs), then end it."""
-    if janitor is None:
-        return
-    try:
-        if drain_s and ray.get(janitor.drain.remote(drain_s)):
-            print(f"placement groups still held {drain_s:g} s after the sweep", flush=True)
-    finally:
-        ray.kill(janitor)
 
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | None = None):
