@@ -10,7 +10,11 @@ a time with all cores, then reads the milestones each trial left behind (run.jso
   steady-state part of it: the median time from one trial's last step to the next one's first;
 - where a trial's fixed seconds go, phase by phase (median over trials).
 
-    python bench/startup.py [--trials 8] [--keep DIR]
+    python bench/startup.py [--trials 8] [--cpus 2] [--keep DIR]
+    python bench/startup.py --cpus 1 --against 765699b --rounds 3   # the same, side by side
+
+With --against REV the benchmark alternates runs of REV's tree (a temporary git worktree) and
+this tree and prints each run's per-trial overhead, the means and their ratio.
 
 Target (issue 5): per-trial overhead <= 10 s on 2 cores.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -66,14 +71,50 @@ PHASES = [
 BETWEEN = "fit() returns -> next trial's code starts (Tune, imports)"
 
 
-def run_sweep(workdir: Path, trials: int, cpus: int) -> tuple[float, float, Path]:
+def run_sweep(
+    workdir: Path, trials: int, cpus: int, root: Path = ROOT
+) -> tuple[float, float, Path]:
+    """`root`'s jobs/sweep.py on the tiny space. PYTHONPATH makes the driver and every Ray
+    worker import `root`'s deepnets, not the checkout the virtual environment points at."""
     space = workdir / "startup.yaml"
     space.write_text(SPACE.format(seeds=list(range(trials)), cpus=cpus))
-    command = [sys.executable, str(ROOT / "jobs/sweep.py"), "--space", str(space)]
+    command = [sys.executable, str(root / "jobs/sweep.py"), "--space", str(space)]
     command += ["--storage", str(workdir / "runs"), "--name", "startup"]
+    env = os.environ | {"PYTHONPATH": str(root)}
     start = time.time()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
     return start, time.time(), workdir / "runs" / "startup" / "runs"
+
+
+def measure(workdir: Path, trials: int, cpus: int, root: Path = ROOT) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    start, end, runs_dir = run_sweep(workdir, trials, cpus, root)
+    return report(start, end, trial_records(runs_dir))
+
+
+def compare(against: str, rounds: int, trials: int, cpus: int) -> dict:
+    """Per-trial overhead of commit `against` and of this tree, alternating run by run (this
+    machine drifts between runs by about as much as a change is worth)."""
+    overheads: dict[str, list[float]] = {against: [], "this tree": []}
+    with tempfile.TemporaryDirectory(prefix="deepnets-startup-") as tmp:
+        other = Path(tmp) / "against"
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(other), against], check=True)
+        try:
+            for n in range(1, rounds + 1):
+                for label, root in ((against, other), ("this tree", ROOT)):
+                    result = measure(Path(tmp) / f"{root.name}-{n}", trials, cpus, root)
+                    overheads[label].append(result["per_trial_overhead_seconds"])
+                    print(f"round {n}: {label:<12} {overheads[label][-1]:6.2f} s", flush=True)
+        finally:
+            subprocess.run([*git, "remove", "--force", str(other)], check=False)
+    means = {label: statistics.mean(values) for label, values in overheads.items()}
+    ratio = means["this tree"] / means[against]
+    print(
+        f"per-trial overhead, mean of {rounds}: {against} {means[against]:.2f} s, "
+        f"this tree {means['this tree']:.2f} s ({ratio:.2f}x); target <= 10 s"
+    )
+    return {"per_trial_overhead_seconds": overheads, "means": means, "ratio": ratio}
 
 
 def trial_records(runs_dir: Path) -> list[dict]:
@@ -145,13 +186,15 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs per trial (default: 2)")
     parser.add_argument("--keep", type=Path, help="keep the sweep here instead of a temp folder")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--against", metavar="REV", help="alternate with this git commit's tree")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each tree (--against)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="deepnets-startup-") as tmp:
-        workdir = args.keep or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        start, end, runs_dir = run_sweep(workdir, args.trials, args.cpus)
-        result = report(start, end, trial_records(runs_dir))
-    print_report(result, args.cpus)
+    if args.against:
+        result = compare(args.against, args.rounds, args.trials, args.cpus)
+    else:
+        with tempfile.TemporaryDirectory(prefix="deepnets-startup-") as tmp:
+            result = measure(args.keep or Path(tmp), args.trials, args.cpus)
+        print_report(result, args.cpus)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
