@@ -80,7 +80,8 @@ def run_sweep(
     space.write_text(SPACE.format(seeds=list(range(trials)), cpus=cpus))
     command = [sys.executable, str(root / "jobs/sweep.py"), "--space", str(space)]
     command += ["--storage", str(workdir / "runs"), "--name", "startup"]
-    env = os.environ | {"PYTHONPATH": str(root)}
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"PYTHONPATH": path}
     start = time.time()
     subprocess.run(command, check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
     return start, time.time(), workdir / "runs" / "startup" / "runs"

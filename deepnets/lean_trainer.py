@@ -54,14 +54,13 @@ class LeanTorchTrainer(TorchTrainer):
         watchers = [cb for cb in callbacks if isinstance(cb, WatchedByJanitor)]
         kept = [cb for cb in callbacks if cb not in watchers and not self._serves_no_data(cb)]
         if watchers:  # in the cleaner's slot, as early as it registered, not after all others
-            slot = next(i for i, cb in enumerate(kept) if _is_ray_cleaner(cb))
+            slot = next((i for i, cb in enumerate(kept) if _is_ray_cleaner(cb)), len(kept))
             kept[slot : slot + 1] = watchers
         return kept
 
     def _serves_no_data(self, callback) -> bool:
-        return bool(DatasetsCallback and isinstance(callback, DatasetsCallback)) and (
-            not self.datasets
-        )
+        is_datasets = DatasetsCallback is not None and isinstance(callback, DatasetsCallback)
+        return is_datasets and not self.datasets
 
 
 def _is_ray_cleaner(callback) -> bool:

@@ -32,6 +32,7 @@ class PlacementGroupJanitor:
 
     def __init__(self):
         self._groups: dict[str, tuple] = {}  # controller actor id -> (handle, placement group)
+        # One ping loop per controller; kept here also because asyncio holds tasks weakly.
         self._watches: dict[str, asyncio.Task] = {}
 
     async def hold(self, controller_id: str, controller, group) -> None:
@@ -102,7 +103,7 @@ async def _is_dead(actor) -> bool:
     except ray.exceptions.ActorDiedError:
         return True
     except ray.exceptions.RayActorError:
-        return False
+        pass  # unavailable for now: ask again at the next ping
     return False
 
 

@@ -100,3 +100,12 @@ def _wait_for_dashboard(head: RayHead, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(1)
     raise RuntimeError(f"dashboard at {head.dashboard_url} did not come up in {timeout:.0f} s")
+
+
+def actor_ids(class_name: str) -> set[str]:
+    """Ids of every actor of `class_name` the connected cluster has seen, dead ones included
+    (Ray's state API)."""
+    from ray.util.state import list_actors
+
+    found = list_actors(filters=[("class_name", "=", class_name)], limit=10_000)
+    return {actor.actor_id for actor in found}

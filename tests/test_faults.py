@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from raycluster import actor_ids
 from test_sweep_ray import RESUME_SPACE, _fit_returned, _sweep_process, resume_and_check
 
 from deepnets.runlog import RUN_FILE, read_history, read_json
@@ -33,13 +34,6 @@ def _alive_actors(ray_session, class_name: str) -> list:
     return list_actors(filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")])
 
 
-def _all_actor_ids(ray_session, class_name: str) -> set[str]:
-    from ray.util.state import list_actors
-
-    found = list_actors(filters=[("class_name", "=", class_name)], limit=10_000)
-    return {actor.actor_id for actor in found}
-
-
 def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, tmp_path):
     driver = subprocess.Popen(
         [sys.executable, str(ROOT / "jobs/train.py"), "--model", "resnet18", "--stem", "small",
@@ -51,7 +45,7 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, 
     run_dir = tmp_path / "killed"
     _wait_for(lambda: len(read_history(run_dir)) >= 2, 300, "epoch 2", driver)
     (worker,) = _alive_actors(ray_session, "RayTrainWorker")
-    workers_before = _all_actor_ids(ray_session, "RayTrainWorker")
+    workers_before = actor_ids("RayTrainWorker")
     epochs_before_kill = len(read_history(run_dir))
     os.kill(worker.pid, signal.SIGKILL)  # the process, as the OOM killer or a lost node would
 
@@ -62,7 +56,7 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_head, ray_session, 
     assert epochs == list(range(1, 9))  # no gap, no duplicate
     assert read_json(run_dir / RUN_FILE)["status"] == "finished"
     # Train started a replacement worker actor (Ray may have put it in a pre-started process).
-    assert _all_actor_ids(ray_session, "RayTrainWorker") - workers_before
+    assert actor_ids("RayTrainWorker") - workers_before
 
 
 def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, tmp_path):

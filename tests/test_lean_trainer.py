@@ -123,7 +123,9 @@ def test_a_group_outlives_the_actor_that_made_it(ray_session, controller_class):
     janitor = PlacementGroupJanitor.remote()
     controller = controller_class.remote()
     group = ray.get(controller.start_group.remote(janitor))
-    ray.kill(janitor)  # nobody watching
+    ray.kill(janitor)  # nobody watching; ray.kill returns before the actor is gone, and a
+    with pytest.raises(ray.exceptions.ActorDiedError):  # janitor still pinging would remove it
+        ray.get(janitor.__ray_ready__.remote())
     ray.kill(controller)
     time.sleep(3)
     assert _state(group) == "CREATED"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from raycluster import actor_ids
 
 from deepnets.runlog import read_history
 from deepnets.sweep_plan import plan_sweep
@@ -42,12 +43,6 @@ def _placement_group_ids(*filters: tuple[str, str, str]) -> set[str]:
     return {group.placement_group_id for group in found}
 
 
-def _actor_count(class_name: str) -> int:
-    from ray.util.state import list_actors
-
-    return len(list_actors(filters=[("class_name", "=", class_name)], limit=10_000))
-
-
 RUN_HELPERS_LEFT_OUT = ("DatasetManager", "PlacementGroupCleaner")
 
 
@@ -58,7 +53,7 @@ def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_p
     space.write_text(ASHA_SPACE)
     plan = plan_sweep(space, fidelity=None, storage=str(tmp_path / "exp"), name=None)
     groups_before = _placement_group_ids()
-    helpers_before = {name: _actor_count(name) for name in RUN_HELPERS_LEFT_OUT}
+    helpers_before = {name: actor_ids(name) for name in RUN_HELPERS_LEFT_OUT}
     # One trial at a time, bad one last: ASHA compares it with the two finished rung entries.
     rows = {r["variant"]: r for r in run_sweep(plan, max_concurrent=1)}
     # Stopped by ASHA at the grace period, epoch 1.
@@ -76,7 +71,7 @@ def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_p
     while _placement_group_ids(("state", "!=", "REMOVED")) - groups_before:
         assert time.monotonic() < deadline, "a trial's placement group outlived the sweep"
         time.sleep(0.5)
-    assert {name: _actor_count(name) for name in RUN_HELPERS_LEFT_OUT} == helpers_before
+    assert {name: actor_ids(name) for name in RUN_HELPERS_LEFT_OUT} == helpers_before
 
 
 def _ray(head, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
