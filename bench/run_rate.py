@@ -8,6 +8,16 @@ report (seconds after the earliest worker start), the epochs it reported and its
 images/s. In all: the images every reported epoch trained (images/s x the epoch's training
 seconds) over the span from the first trial's first step to the last trial's last report, so
 evaluation, start-up gaps and idle places count against it. Works on interrupted sweeps too.
+
+    python bench/run_rate.py --phases runs/repro-full-mnist_vgg
+
+--phases prints where each trial's time went instead, in seconds, from the marks its files
+hold: Tune's trial process start to `run_trial` (that process's imports), to the Train worker
+process (controller, placement group, worker start), to deepnets' first import in the worker,
+to the training loop (imports), to the model and optimizer being ready, from the last report
+to `fit()` returning; then the first epoch's training seconds (on a GPU: CUDA's first kernels,
+and compiling when the run compiles) beside the median of the others', and all epochs'
+training; then the medians.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deepnets.runlog import TIMELINE_FILE, read_history, read_json  # noqa: E402
+from deepnets.runlog import RUN_FILE, TIMELINE_FILE, read_history, read_json  # noqa: E402
 
 TUNE_RESULTS = "result.json"  # one line per report, in Tune's trial folder (named as the run)
 
@@ -47,6 +57,65 @@ def trial_rows(experiment: Path) -> list[dict]:
     return rows
 
 
+PHASES = {  # column -> (from mark, to mark); marks from run.json, timeline.json and reports
+    "trial boot": ("trial_process", "run_trial"),
+    "to worker": ("run_trial", "process_started"),
+    "worker boot": ("process_started", "imports_started"),
+    "imports": ("imports_started", "loop_started"),
+    "model": ("loop_started", "model_ready"),
+    "fit end": ("last_report", "fit_returned"),
+}
+
+
+def phase_row(experiment: Path, run_dir: Path) -> dict | None:
+    """Seconds per phase of one trial (None where a mark is missing, e.g. a cut trial)."""
+    record, timeline = read_json(run_dir / RUN_FILE), read_json(run_dir / TIMELINE_FILE)
+    history = read_history(run_dir)
+    stamps = [
+        json.loads(line)["timestamp"] for line in _lines(experiment / run_dir.name / TUNE_RESULTS)
+    ]
+    if not (record and history and stamps and "first_epoch_started" in timeline):
+        return None
+    marks = timeline | {
+        "trial_process": record.get("process_started_at"),
+        "run_trial": record.get("started_at"),
+        "last_report": stamps[-1],
+        "fit_returned": record.get("ended_at"),
+    }
+    row = {"trial": run_dir.name}
+    for column, (start, end) in PHASES.items():
+        both = marks.get(start) is not None and marks.get(end) is not None
+        row[column] = marks[end] - marks[start] if both else None
+    epochs = [e["epoch_seconds"] for e in history]
+    row["epoch 1"] = epochs[0]  # training only, as the others: no evaluation
+    row["later epochs"] = statistics.median(epochs[1:]) if len(epochs) > 1 else None
+    row["training"] = sum(epochs)
+    return row
+
+
+def print_phases(experiments: list[Path]) -> int:
+    rows = [
+        row
+        for experiment in experiments
+        for run_dir in sorted(experiment.glob(f"runs/*/{TIMELINE_FILE}"))
+        if (row := phase_row(experiment, run_dir.parent)) is not None
+    ]
+    if not rows:
+        print("no trial reached its first report in these folders")
+        return 1
+    columns = [*PHASES, "epoch 1", "later epochs", "training"]
+    print(f"{'trial (seconds)':<40}" + "".join(f"{c:>13}" for c in columns))
+    medians = {c: _median([row[c] for row in rows if row[c] is not None]) for c in columns}
+    for row in [*rows, {"trial": "median"} | medians]:
+        cells = ("-" if row[c] is None else f"{row[c]:.1f}" for c in columns)
+        print(f"{row['trial'][:39]:<40}" + "".join(f"{cell:>13}" for cell in cells))
+    return 0
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
@@ -54,7 +123,11 @@ def _lines(path: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", type=Path)
-    rows = [row for folder in parser.parse_args().experiments for row in trial_rows(folder)]
+    parser.add_argument("--phases", action="store_true", help="where each trial's time went")
+    args = parser.parse_args()
+    if args.phases:
+        return print_phases(args.experiments)
+    rows = [row for folder in args.experiments for row in trial_rows(folder)]
     if not rows:
         print("no trial reached its first step in these folders")
         return 1
