@@ -14,8 +14,10 @@ Wall times per sweep and in total go to <out>/reproduction.json, next to the rep
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +28,15 @@ from deepnets.cli import INTERRUPTED  # noqa: E402
 from deepnets.cli import main as deepnets  # noqa: E402
 from deepnets.runlog import RESULTS_FILE  # noqa: E402
 from deepnets.storage import Location  # noqa: E402
+
+# Ctrl-C reaches the sweeps too (one process group), and each saves its state and stops; this
+# process only waits for them. Were it to exit first, a Ray it started would go with it, under
+# sweeps still saving (a second Ctrl-C, or `timeout -s INT`, which signals the process and then
+# its group, used to do just that).
+INTERRUPTED_NOTE = (
+    "interrupted: the sweeps saved their state (their logs: {logs}); "
+    "run the same command again to continue them"
+)
 
 SPACES = [
     f"report_{dataset}_{family}"
@@ -83,8 +94,10 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
     pending = {space: plan for space, plan in to_run.items() if space not in done}
     if not pending:
         return done
-    running = start_sweeps(pending, args.out / "logs")
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
+        running = start_sweeps(pending, args.out / "logs")
         while running:
             time.sleep(1)
             for space, (experiment, process) in list(running.items()):
@@ -92,9 +105,10 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
                     done[space] = (experiment, process.returncode, time.perf_counter() - start)
                     print(f"{space}: exit {process.returncode} after {done[space][2] / 60:.1f} min")
                     del running[space]
-    except KeyboardInterrupt:  # the sweeps got the same Ctrl-C: let them save their state
-        for _, process in running.values():
-            process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        print(INTERRUPTED_NOTE.format(logs=args.out / "logs"), file=sys.stderr, flush=True)
         return {"interrupted": ("", INTERRUPTED, 0.0)}
     return done
 
