@@ -23,6 +23,11 @@ from pydantic import (
 from deepnets.errors import ConfigError, format_validation_error
 from deepnets.storage import Location
 
+# Validation context key: the model and its options were checked against the model registry
+# already, by the sweep's driver. Tune's trial process passes it, because the registry imports
+# torch, which that process otherwise does without (deepnets/torch_backend.py).
+MODELS_CHECKED = "models_checked"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -35,7 +40,9 @@ class ModelConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_model_and_options(self) -> ModelConfig:
+    def _known_model_and_options(self, info: ValidationInfo) -> ModelConfig:
+        if (info.context or {}).get(MODELS_CHECKED):
+            return self
         from deepnets.models import ModelConfigError, validate_model_options
 
         try:
@@ -157,8 +164,9 @@ class TrainConfig(Strict):
         return batch
 
     @model_validator(mode="after")
-    def _task_fits_data_and_model(self) -> TrainConfig:
-        check_task(self.task, self.data, self.model.name)
+    def _task_fits_data_and_model(self, info: ValidationInfo) -> TrainConfig:
+        if not (info.context or {}).get(MODELS_CHECKED):  # the model registry imports torch
+            check_task(self.task, self.data, self.model.name)
         return self
 
     @property

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from deepnets import provenance
 from deepnets.config import TrainConfig
-from deepnets.data.prepare import absolute_dataset, data_root, load_datasets
 from deepnets.errors import ConfigError, DataError
 from deepnets.runlog import (
     RUN_FILE,
@@ -39,6 +38,8 @@ class RunSummary:
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
     """Absolute paths: Ray workers do not share the driver's working directory."""
+    from deepnets.data.prepare import absolute_dataset, data_root
+
     data = cfg.data.model_copy(
         update={"root": data_root(cfg.data), "dataset": absolute_dataset(cfg.data.dataset)}
     )
@@ -47,6 +48,8 @@ def resolved(cfg: TrainConfig) -> TrainConfig:
 
 def preflight(cfg: TrainConfig) -> None:
     """Fail in seconds, with one line, on input that would otherwise fail on the cluster."""
+    from deepnets.data.prepare import load_datasets
+
     data = load_datasets(cfg.data, cfg.seed)  # raises DataError; fills the tensor cache
     check_model_fits_data(cfg, data.in_chans, data.num_classes)
     if len(data.train) < cfg.num_workers:
@@ -157,8 +160,7 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
         ScalingConfig,
     )
 
-    from deepnets.lean_trainer import LeanTorchTrainer
-    from deepnets.worker import train_loop_per_worker
+    from deepnets.lean_trainer import trainer_class
 
     # A worker group may wait for CPUs a finishing run still holds; Train's 60 s default then
     # fails (and retries) good runs on a busy small machine. Propagated to Train's controller.
@@ -169,8 +171,8 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = cfg.gpus_per_worker
-    return LeanTorchTrainer(
-        train_loop_per_worker,
+    return trainer_class()(
+        train_in_worker,
         train_loop_config=cfg.model_dump(mode="json"),
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources
@@ -187,6 +189,14 @@ def build_trainer(cfg: TrainConfig, callbacks=()):
             ),
         ),
     )
+
+
+def train_in_worker(config: dict) -> None:
+    """The Train workers' entry point. deepnets.worker imports torch, so it is imported there:
+    Tune's trial process, which builds the trainer, does without (deepnets/torch_backend.py)."""
+    from deepnets.worker import train_loop_per_worker
+
+    train_loop_per_worker(config)
 
 
 def summarise(cfg: TrainConfig, wall: float, error: str | None) -> RunSummary:

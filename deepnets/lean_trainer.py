@@ -14,9 +14,14 @@ a fresh Python that imports ray.train, ray.data and pandas (~1.6-2.1 CPU-seconds
 carries a `WatchedByJanitor` callback, which takes the cleaner's place: one
 `PlacementGroupJanitor` per sweep (deepnets/pg_janitor.py) watches every run's controller.
 
+Its backend is `TorchBackendConfig` (deepnets/torch_backend.py), Ray's torch backend with the
+torch steps run in the workers only, so that neither Tune's trial process nor the controller
+imports torch.
+
 These are Ray Train internals, pinned by tests/test_lean_trainer.py (which fails on a Ray whose
 hooks moved). Where the imports below fail, `janitor_supported()` is False: sweeps keep Ray's
-cleaner, and only the unused DatasetManager is left out where that class still exists.
+cleaner, and only the unused DatasetManager is left out where that class still exists. With
+Ray Train V2 switched off, `trainer_class()` is Ray's own TorchTrainer.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from __future__ import annotations
 import logging
 
 import ray
-from ray.train.torch import TorchTrainer
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+
+from deepnets.torch_backend import TorchBackendConfig
 
 try:
     from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
@@ -46,8 +53,18 @@ logger = logging.getLogger(__name__)
 HOLD_TIMEOUT_S = 30.0
 
 
-class LeanTorchTrainer(TorchTrainer):
-    """TorchTrainer minus the per-run helper actors a deepnets run does not need."""
+class LeanTorchTrainer(DataParallelTrainer):
+    """TorchTrainer minus torch where it is not used and the per-run helper actors a deepnets
+    run does not need."""
+
+    def __init__(self, train_loop_per_worker, *, scaling_config=None, **kwargs):
+        use_gpu = bool(scaling_config and scaling_config.use_gpu)
+        super().__init__(
+            train_loop_per_worker,
+            backend_config=TorchBackendConfig.for_devices(use_gpu),
+            scaling_config=scaling_config,
+            **kwargs,
+        )
 
     def _create_default_callbacks(self):
         callbacks = super()._create_default_callbacks()
@@ -65,6 +82,17 @@ class LeanTorchTrainer(TorchTrainer):
 
 def _is_ray_cleaner(callback) -> bool:
     return isinstance(callback, PlacementGroupCleanerCallback)
+
+
+def trainer_class():
+    """LeanTorchTrainer on Ray Train V2 (Ray's default), Ray's TorchTrainer where V2 is off."""
+    from ray.train.v2._internal.constants import is_v2_enabled
+
+    if is_v2_enabled():
+        return LeanTorchTrainer
+    from ray.train.torch import TorchTrainer
+
+    return TorchTrainer
 
 
 def janitor_supported() -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from deepnets.config import TrainConfig
+from deepnets.config import MODELS_CHECKED, TrainConfig
 from deepnets.errors import ConfigError, SweepInterrupted
 from deepnets.launch import ensure_ray, fit_and_record
 from deepnets.pg_janitor import start_janitor, stop_janitor
@@ -52,7 +52,9 @@ def run_trial(
     variant, seed, search = config["variant"], config["seed"], config.get("search", {})
     tree = trial_config(configs, variant, seed, search, runs_dir)
     tree["name"] = run_name(variant, seed, trial_id)
-    cfg = TrainConfig.model_validate(tree)
+    # The driver validated every variant (and the search's extremes) in full: here the model
+    # registry's check is skipped, as it would import torch into this process.
+    cfg = TrainConfig.model_validate(tree, context={MODELS_CHECKED: True})
     if report_finished_run(cfg):
         return
     trial = meta | {"variant": variant, "seed": seed, "trial_id": trial_id, "search": search}
