@@ -97,6 +97,10 @@ SWEEP_COLUMNS = (
 )  # fmt: skip
 SEGMENTATION_NOTE = "segmentation accuracies are per pixel"
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
+INTERRUPTED_NOTE = (
+    "deepnets: interrupted; checkpoints and results written so far are kept: run the same "
+    "command again to resume (a sweep: with --resume)"
+)
 PLAN_COLUMNS = (
     "variant", "seed", "model", "options", "dataset", "train", "optim", "epochs", "batch",
     "augment", "workers",
@@ -230,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SweepInterrupted as err:
         print(f"deepnets: {err}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handling
+        print(INTERRUPTED_NOTE, file=sys.stderr)
         return INTERRUPTED
 
 

@@ -165,8 +165,8 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _task_fits_data_and_model(self, info: ValidationInfo) -> TrainConfig:
-        if not (info.context or {}).get(MODELS_CHECKED):  # the model registry imports torch
-            check_task(self.task, self.data, self.model.name)
+        models_checked = (info.context or {}).get(MODELS_CHECKED, False)
+        check_task(self.task, self.data, None if models_checked else self.model.name)
         return self
 
     @property
@@ -189,13 +189,12 @@ class TrainConfig(Strict):
         return Location(self.output_dir) / self.run_name
 
 
-def check_task(task: str, data: DataConfig, model_name: str) -> None:
-    """Datasets and models are made for one task; say which setting disagrees, and the fix."""
+def check_task(task: str, data: DataConfig, model_name: str | None) -> None:
+    """Datasets and models are made for one task; say which setting disagrees, and the fix.
+    model_name None: the model's side was checked already (the registry imports torch)."""
     from deepnets.data.registry import dataset_spec
-    from deepnets.models import model_family
 
     data_task = dataset_spec(data.dataset).task
-    fcn = model_family(model_name) == "fcn"
     if data_task != task:
         other = (
             "a classification dataset"
@@ -206,14 +205,21 @@ def check_task(task: str, data: DataConfig, model_name: str) -> None:
             f"data.dataset '{data.dataset}' is a {data_task} dataset but task is {task} (set "
             f"task: {data_task}, or use {other})"
         )
-    if fcn != (task == "segmentation"):
-        allowed = "fcn32s, fcn16s, fcn8s" if task == "segmentation" else "a classifier"
-        raise ValueError(f"model.name '{model_name}' does not do {task}; use {allowed}")
+    if model_name is not None:
+        check_model_task(task, model_name)
     if task == "segmentation" and data.augment == "report":
         raise ValueError(
             "data.augment 'report' (rotation, colour jitter) is for classification; "
             "segmentation takes 'none' or 'standard' (random zoom 0.5-2x, crop, flip)"
         )
+
+
+def check_model_task(task: str, model_name: str) -> None:
+    from deepnets.models import model_family
+
+    if (model_family(model_name) == "fcn") != (task == "segmentation"):
+        allowed = "fcn32s, fcn16s, fcn8s" if task == "segmentation" else "a classifier"
+        raise ValueError(f"model.name '{model_name}' does not do {task}; use {allowed}")
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -14,6 +14,7 @@ groups would cost as much CPU as the per-run cleaners it replaces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -73,7 +74,7 @@ def start_janitor():
     cleaner process per trial; None where this Ray lacks the hooks."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from deepnets.lean_trainer import janitor_supported  # imports torch: the driver's side only
+    from deepnets.lean_trainer import janitor_supported
 
     if not janitor_supported():
         return None
@@ -91,12 +92,14 @@ def stop_janitor(janitor, *, drain_s: float = 30.0) -> None:
     try:
         if drain_s and ray.get(janitor.drain.remote(drain_s)):
             print(f"placement groups still held {drain_s:g} s after the sweep", flush=True)
-        ray.kill(janitor)
     except ray.exceptions.RayError as err:
-        # The janitor, or the whole cluster, went first (e.g. a Ctrl-C also stopped the process
-        # that started Ray): the groups it held are gone with the cluster, or go when this
-        # driver's job ends, and the sweep's own state is saved already.
-        print(f"placement-group janitor already gone ({type(err).__name__})", flush=True)
+        # The janitor, or the whole cluster, is gone or unreachable (e.g. a Ctrl-C also stopped
+        # the process that started Ray): what it held goes with the cluster, or when this
+        # driver's job ends; the sweep's own state is saved already.
+        print(f"placement-group janitor unreachable ({type(err).__name__})", flush=True)
+    finally:
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.kill(janitor)
 
 
 async def _is_dead(actor) -> bool:

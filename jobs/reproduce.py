@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,13 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from deepnets.cli import INTERRUPTED  # noqa: E402
 from deepnets.cli import main as deepnets  # noqa: E402
+from deepnets.interrupts import ChildInterrupts  # noqa: E402
 from deepnets.runlog import RESULTS_FILE  # noqa: E402
 from deepnets.storage import Location  # noqa: E402
 
-# Ctrl-C reaches the sweeps too (one process group), and each saves its state and stops; this
-# process only waits for them. Were it to exit first, a Ray it started would go with it, under
-# sweeps still saving (a second Ctrl-C, or `timeout -s INT`, which signals the process and then
-# its group, used to do just that).
 INTERRUPTED_NOTE = (
     "interrupted: the sweeps saved their state (their logs: {logs}); "
     "run the same command again to continue them"
@@ -87,53 +83,64 @@ def one_after_another(args: argparse.Namespace) -> dict[str, tuple[str, int, flo
 def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
     """Every space's sweep at the same time, each its own process on this process's Ray: one
     after another, each space waits for its slowest trial (ResNet101) with the GPU half idle;
-    together, the other spaces' trials fill it. Logs go to <out>/logs/<space>.log."""
+    together, the other spaces' trials fill it. Logs go to <out>/logs/<space>.log. Ctrl-C:
+    the sweeps save and stop, and this process waits for them (deepnets/interrupts.py)."""
     start = time.perf_counter()
     to_run = {space: sweep_argv(space, args) for space in args.spaces}
     done = {space: (experiment, 0, 0.0) for space, (experiment, argv) in to_run.items() if not argv}
-    pending = {space: plan for space, plan in to_run.items() if space not in done}
-    if not pending:
+    if len(done) == len(to_run):
         return done
-    interrupted = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    running: dict[str, tuple[str, subprocess.Popen]] = {}
+    interrupts = ChildInterrupts(lambda: [process for _, process in running.values()])
+    previous = signal.signal(signal.SIGINT, interrupts)
     try:
-        running = start_sweeps(pending, args.out / "logs")
-        while running:
-            time.sleep(1)
-            for space, (experiment, process) in list(running.items()):
-                if process.poll() is not None:
-                    done[space] = (experiment, process.returncode, time.perf_counter() - start)
-                    print(f"{space}: exit {process.returncode} after {done[space][2] / 60:.1f} min")
-                    del running[space]
+        env = sweep_environment()
+        for space, (experiment, argv) in to_run.items():
+            if argv and not interrupts.interrupted:  # one stopped while starting stays unstarted
+                running[space] = (experiment, start_sweep(space, argv, env, args.out / "logs"))
+        wait_for_sweeps(running, done, interrupts, start)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if interrupted.is_set():
+    stopped = len(done) < len(to_run) or INTERRUPTED in (code for _, code, _ in done.values())
+    if interrupts.interrupted and stopped:
         print(INTERRUPTED_NOTE.format(logs=args.out / "logs"), file=sys.stderr, flush=True)
         return {"interrupted": ("", INTERRUPTED, 0.0)}
     return done
 
 
-def start_sweeps(pending: dict[str, tuple[str, list[str]]], logs: Path) -> dict[str, tuple]:
-    """Start (or join) Ray here, then one `jobs/sweep.py` process per space on it."""
+def wait_for_sweeps(running: dict, done: dict, interrupts: ChildInterrupts, start: float) -> None:
+    """Until every sweep has exited, moving each from `running` to `done` with its exit code
+    and its seconds since `start`."""
+    while running:
+        time.sleep(1)
+        interrupts.tick()
+        for space, (experiment, process) in list(running.items()):
+            if process.poll() is not None:
+                done[space] = (experiment, process.returncode, time.perf_counter() - start)
+                print(f"{space}: exit {process.returncode} after {done[space][2] / 60:.1f} min")
+                del running[space]
+
+
+def sweep_environment() -> dict[str, str]:
+    """Start (or join) Ray here: the sweeps join it through RAY_ADDRESS."""
     import ray
 
     from deepnets.launch import ensure_ray
 
     ensure_ray()
-    env = os.environ | {
+    return os.environ | {
         "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
         # A trial's workers may now wait for the GPU while other spaces' trials hold it.
         "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "7200",
         "PYTHONUNBUFFERED": "1",  # the logs follow the sweeps as they go
     }
+
+
+def start_sweep(space: str, argv: list[str], env: dict, logs: Path) -> subprocess.Popen:
     logs.mkdir(parents=True, exist_ok=True)
-    running = {}
-    for space, (experiment, argv) in pending.items():
-        with open(logs / f"{space}.log", "w") as log:
-            command = [sys.executable, str(ROOT / "jobs" / "sweep.py"), *argv[1:]]
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        running[space] = (experiment, process)
-    return running
+    with open(logs / f"{space}.log", "w") as log:
+        command = [sys.executable, str(ROOT / "jobs" / "sweep.py"), *argv[1:]]
+        return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
 
 def main() -> int:

@@ -131,7 +131,7 @@ def test_a_group_outlives_the_actor_that_made_it(ray_session, controller_class, 
     time.sleep(3)
     assert _state(group) == "CREATED"
     stop_janitor(janitor)
-    assert "placement-group janitor already gone (ActorDiedError)" in capsys.readouterr().out
+    assert "placement-group janitor unreachable (ActorDiedError)" in capsys.readouterr().out
     from ray.util import remove_placement_group
 
     remove_placement_group(group)

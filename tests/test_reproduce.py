@@ -34,21 +34,29 @@ def _reproduce(head, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def _interrupt_once_both_sweeps_trained(head, tmp_path: Path) -> subprocess.CompletedProcess:
-    """Start the command in its own process group, wait until every space has a trial with an
-    epoch done, then signal the group and the command again, as `timeout -s INT` does."""
+    """Start the command in its own process group and on a Ray of its own (as on a GPU machine:
+    no RAY_ADDRESS, so the command's exit would end that Ray), wait until every space has a
+    trial with an epoch done, then signal the group and the command again, as `timeout -s INT`
+    does."""
+    env = {key: value for key, value in head.env.items() if key != "RAY_ADDRESS"}
     driver = subprocess.Popen(
-        _command(tmp_path), env=head.env, cwd=ROOT, start_new_session=True,
+        _command(tmp_path), env=env, cwd=ROOT, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    experiments = [tmp_path / "runs" / f"repro-proxy-{space}" for space in SPACES]
-    deadline = time.monotonic() + 900
-    while not all(any(e.glob("runs/*/metrics.jsonl")) for e in experiments):
-        assert driver.poll() is None, driver.communicate()
-        assert time.monotonic() < deadline, "no epoch done in every space"
-        time.sleep(1)
-    os.killpg(driver.pid, signal.SIGINT)
-    os.kill(driver.pid, signal.SIGINT)
-    stdout, stderr = driver.communicate(timeout=600)
+    try:
+        experiments = [tmp_path / "runs" / f"repro-proxy-{space}" for space in SPACES]
+        deadline = time.monotonic() + 900
+        while not all(any(e.glob("runs/*/metrics.jsonl")) for e in experiments):
+            assert driver.poll() is None, driver.communicate()
+            assert time.monotonic() < deadline, "no epoch done in every space"
+            time.sleep(1)
+        os.killpg(driver.pid, signal.SIGINT)
+        os.kill(driver.pid, signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=600)
+    finally:  # whatever failed, nothing of this command outlives the test
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
     return subprocess.CompletedProcess(driver.args, driver.returncode, stdout, stderr)
 
 
@@ -62,7 +70,8 @@ def test_spaces_run_together_stop_on_ctrl_c_and_continue_into_one_report(ray_hea
         # a trial stopped while its workers start logs the failed start; that is Ray's.)
         own = "\n".join(line for line in log.splitlines() if " pid=" not in line)
         assert "Traceback" not in own, own[-3000:]
-        assert "continue it with --resume" in own or f"report_{space}: exit 0" in cut.stdout
+        saved = ("continue it with --resume", "run the same command again to resume")
+        assert any(line in own for line in saved) or f"report_{space}: exit 0" in cut.stdout
 
     done = _reproduce(ray_head, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
