@@ -14,7 +14,8 @@ evaluation, start-up gaps and idle places count against it. Works on interrupted
 --phases prints where each trial's time went instead, in seconds, from the marks its files
 hold: Tune's trial process start to `run_trial` (that process's imports), to the Train worker
 process (controller, placement group, worker start), to deepnets' first import in the worker,
-to the training loop (imports), to the model and optimizer being ready, from the last report
+to the training loop (imports), to the model and optimizer being ready (of which building the
+model and moving it to its device, and making the optimizer), from the last report
 to `fit()` returning; then the first epoch's training seconds (on a GPU: CUDA's first kernels,
 and compiling when the run compiles) beside the median of the others', and all epochs'
 training; then the medians.
@@ -63,6 +64,8 @@ PHASES = {  # column -> (from mark, to mark); marks from run.json, timeline.json
     "worker boot": ("process_started", "imports_started"),
     "imports": ("imports_started", "loop_started"),
     "model": ("loop_started", "model_ready"),
+    "of it: build": ("data_ready", "model_built"),
+    "optimizer": ("model_built", "optimizer_ready"),
     "fit end": ("last_report", "fit_returned"),
 }
 

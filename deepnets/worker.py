@@ -159,8 +159,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # [2] model, optimizer, schedule
     model = build_model(cfg, data, device)
+    timeline.mark("model_built")  # on a GPU: CUDA's context and the first copy to the device
     torch.manual_seed(cfg.seed * 1000 + rank)  # dropout differs per rank, as it should
     optimizer = build_optimizer(model.parameters(), cfg.optim)
+    timeline.mark("optimizer_ready")  # the first optimizer imports torch._dynamo
     scheduler = build_scheduler(
         optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=len(train_batches)
     )

@@ -12,7 +12,7 @@ from deepnets.data import load_datasets, make_loader
 from deepnets.engine import evaluate
 from deepnets.launch import run_training
 from deepnets.models import create_configured_model
-from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, read_history
+from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, TIMELINE_FILE, read_history
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,12 @@ def test_ddp_run_reports_global_metrics_checkpoints_and_resumes(ray_session, tmp
     assert report["per_class"]["accuracy"] == pytest.approx(reported)
     record = json.loads((run_dir / RUN_FILE).read_text())
     assert record["status"] == "finished" and record["provenance"]["versions"]["ray"]
+    # Rank 0's start-up milestones, in the order they happen (bench/run_rate.py --phases).
+    marks = json.loads((run_dir / TIMELINE_FILE).read_text())
+    order = ["process_started", "imports_started", "loop_started", "data_ready", "model_built"]
+    order += ["optimizer_ready", "model_ready", "first_epoch_started"]
+    assert sorted(marks, key=marks.get) == order
+    assert record["process_started_at"] <= record["started_at"] <= marks["process_started"]
 
     # Same run directory, one more epoch: continues after epoch 2 instead of starting over.
     resumed = run_training(cfg.model_copy(update={"epochs": 3}))
