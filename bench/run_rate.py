@@ -63,8 +63,8 @@ PHASES = {  # column -> (from mark, to mark); marks from run.json, timeline.json
     "to worker": ("run_trial", "process_started"),
     "worker boot": ("process_started", "imports_started"),
     "imports": ("imports_started", "loop_started"),
-    "model": ("loop_started", "model_ready"),
-    "of it: build": ("data_ready", "model_built"),
+    "model ready": ("loop_started", "model_ready"),
+    "build+copy": ("data_ready", "model_built"),
     "optimizer": ("model_built", "optimizer_ready"),
     "fit end": ("last_report", "fit_returned"),
 }
