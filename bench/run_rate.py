@@ -42,8 +42,7 @@ def trial_rows(experiment: Path) -> list[dict]:
     for timeline_file in sorted(experiment.glob(f"runs/*/{TIMELINE_FILE}")):
         run_dir = timeline_file.parent
         timeline, history = read_json(timeline_file), read_history(run_dir)
-        reports = experiment / run_dir.name / TUNE_RESULTS
-        stamps = [json.loads(line)["timestamp"] for line in _lines(reports)]
+        stamps = report_stamps(experiment, run_dir)
         if not history or not stamps or "first_epoch_started" not in timeline:
             continue
         rows.append({
@@ -74,9 +73,7 @@ def phase_row(experiment: Path, run_dir: Path) -> dict | None:
     """Seconds per phase of one trial (None where a mark is missing, e.g. a cut trial)."""
     record, timeline = read_json(run_dir / RUN_FILE), read_json(run_dir / TIMELINE_FILE)
     history = read_history(run_dir)
-    stamps = [
-        json.loads(line)["timestamp"] for line in _lines(experiment / run_dir.name / TUNE_RESULTS)
-    ]
+    stamps = report_stamps(experiment, run_dir)
     if not (record and history and stamps and "first_epoch_started" in timeline):
         return None
     marks = timeline | {
@@ -113,6 +110,13 @@ def print_phases(experiments: list[Path]) -> int:
         cells = ("-" if row[c] is None else f"{row[c]:.1f}" for c in columns)
         print(f"{row['trial'][:39]:<40}" + "".join(f"{cell:>13}" for cell in cells))
     return 0
+
+
+def report_stamps(experiment: Path, run_dir: Path) -> list[float]:
+    """When Tune received each of the run's reports (unix seconds), from its trial folder."""
+    return [
+        json.loads(line)["timestamp"] for line in _lines(experiment / run_dir.name / TUNE_RESULTS)
+    ]
 
 
 def _median(values: list[float]) -> float | None:

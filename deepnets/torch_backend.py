@@ -110,7 +110,7 @@ class TorchBackend(Backend):
                 world_size=len(ranks),
                 init_method="env://",
                 timeout_s=backend_config.timeout_s,
-            )  # fmt: skip
+            )
             for rank in ranks
         ]
         ray.get(setups)

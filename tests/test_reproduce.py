@@ -71,7 +71,7 @@ def test_spaces_run_together_stop_on_ctrl_c_and_continue_into_one_report(ray_hea
         own = "\n".join(line for line in log.splitlines() if " pid=" not in line)
         assert "Traceback" not in own, own[-3000:]
         saved = ("continue it with --resume", "run the same command again to resume")
-        assert any(line in own for line in saved) or f"report_{space}: exit 0" in cut.stdout
+        assert any(phrase in own for phrase in saved) or f"report_{space}: exit 0" in cut.stdout
 
     done = _reproduce(ray_head, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
