@@ -24,6 +24,13 @@ from deepnets.runlog import (
 )
 from deepnets.storage import Location
 
+# A budget of 1.0 that sweeps running at once on one cluster share. Each trial's process takes
+# its sweep's share of it (1 / the trials that fit), so together they start no more trial
+# processes than there are places for their workers; the rest wait in Tune as PENDING, holding
+# no process. The Ray that deepnets starts declares it; a cluster's head can too
+# (`ray start --head --resources='{"deepnets_trial_places": 1}'`, as cluster.yaml does).
+TRIAL_PLACES_RESOURCE = "deepnets_trial_places"
+
 
 @dataclass
 class RunSummary:
@@ -120,7 +127,11 @@ def ensure_ray(*, need_gpus: float = 0.0) -> None:
             os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
             # The dashboard also serves the state API that Ray Train's placement-group cleaner
             # polls; it costs ~2 s here. Bound to loopback: nothing outside this host sees it.
-            ray.init(include_dashboard=dashboard_installed(), dashboard_host="127.0.0.1")
+            ray.init(
+                include_dashboard=dashboard_installed(),
+                dashboard_host="127.0.0.1",
+                resources={TRIAL_PLACES_RESOURCE: 1.0},
+            )
     have = ray.cluster_resources().get("GPU", 0.0)
     if need_gpus and have < need_gpus:
         raise ConfigError(f"use_gpu: the run needs {need_gpus:g} GPUs, the cluster has {have:g}")

@@ -18,7 +18,7 @@ from ray import tune
 
 from deepnets.config import MODELS_CHECKED, TrainConfig
 from deepnets.errors import ConfigError, SweepInterrupted
-from deepnets.launch import ensure_ray, fit_and_record
+from deepnets.launch import TRIAL_PLACES_RESOURCE, ensure_ray, fit_and_record
 from deepnets.pg_janitor import start_janitor, stop_janitor
 from deepnets.results.collect import decide_status
 from deepnets.runlog import (
@@ -82,7 +82,13 @@ def fit_returned(record: dict) -> bool:
 
 
 def concurrency(plan: SweepPlan, requested: int | None) -> int:
-    """How many trials fit on the cluster at once (capped by --max-concurrent)."""
+    """How many trials run at once: as many as fit, capped by --max-concurrent."""
+    fits = places(plan)
+    return min(fits, requested) if requested else fits
+
+
+def places(plan: SweepPlan) -> int:
+    """How many of the plan's trials fit on the cluster at once."""
     res, cluster = plan.resources, ray.cluster_resources()
     per_trial_cpu = res.workers_per_trial * res.cpus_per_worker
     fits = math.floor(cluster.get("CPU", 0.0) / per_trial_cpu)
@@ -100,7 +106,16 @@ def concurrency(plan: SweepPlan, requested: int | None) -> int:
             f"({res.workers_per_trial} workers x {res.cpus_per_worker:g}), the cluster has "
             f"{cluster.get('CPU', 0.0):g}"
         )
-    return min(fits, requested) if requested else fits
+    return fits
+
+
+def trial_driver_resources(plan: SweepPlan) -> dict[str, float]:
+    """What a trial's own process asks for: next to nothing, plus the trial's share of the
+    cluster's trial places where the cluster declares them (launch.TRIAL_PLACES_RESOURCE)."""
+    if ray.cluster_resources().get(TRIAL_PLACES_RESOURCE, 0.0) < 1.0:
+        return TRIAL_DRIVER_RESOURCES
+    share = math.floor(10_000 / places(plan)) / 10_000  # Ray counts them in steps of 1e-4
+    return TRIAL_DRIVER_RESOURCES | {TRIAL_PLACES_RESOURCE: share}
 
 
 def _scheduler(plan: SweepPlan):
@@ -149,7 +164,7 @@ def build_tuner(
             meta=meta,
             janitor=janitor,
         ),
-        TRIAL_DRIVER_RESOURCES,
+        trial_driver_resources(plan),
     )
     if resume:
         # Finished trials keep their results; unfinished and errored ones run again (their
@@ -216,7 +231,8 @@ def trial_row(plan: SweepPlan, result) -> dict[str, Any]:
         "variant": variant,
         "seed": seed,
         "status": status,
-        "epochs": f"{epochs}/{target}" + ("*" if verdict == "stopped early" else ""),
+        # The star says "ASHA stopped it"; a run that diverged says so in its status instead.
+        "epochs": f"{epochs}/{target}" + ("*" if status == "stopped early" else ""),
         "best_val_accuracy": max(vals) if vals else None,
         "final_val_accuracy": vals[-1] if vals else None,
         "test_accuracy": history[-1].get("test_accuracy") if history else None,

@@ -8,6 +8,7 @@ It listens on free ports, keeps its files under its own temp dir and binds the d
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from deepnets.launch import TRIAL_PLACES_RESOURCE
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -75,6 +78,8 @@ def start_head(num_cpus: int = 2) -> RayHead:
         f"--ray-client-server-port={free_port()}", f"--node-manager-port={free_port()}",
         f"--object-manager-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
         f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+        # As cluster.yaml's head: sweeps running at once share its trial places.
+        f"--resources={json.dumps({TRIAL_PLACES_RESOURCE: 1})}",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     head = RayHead(f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard_port}", temp_dir, env)
