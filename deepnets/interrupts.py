@@ -1,5 +1,6 @@
-"""Ctrl-C for a process that runs child processes in its own process group and waits for them
-(`jobs/reproduce.py --together`: one sweep process per space, on a Ray it may have started).
+"""Stopping gracefully: SIGTERM handled as Ctrl-C, and Ctrl-C for a process that runs child
+processes in its own process group and waits for them (`jobs/reproduce.py --together`: one
+sweep process per space, on a Ray it may have started).
 
 A terminal's Ctrl-C, and `timeout -s INT`, signal the whole group: the children get it
 themselves, save their state and exit. So the first SIGINT only marks the run interrupted and
@@ -13,8 +14,27 @@ on to every child still running; so is the first, once the children are still ru
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
+
+
+def sigterm_as_ctrl_c() -> None:
+    """From now on SIGTERM stops this process the way Ctrl-C does (a sweep saves its state and
+    exits 130, ready for --resume). SIGTERM is what `ray job stop`, Kubernetes and Slurm send;
+    Python's default is to die on the spot. Only the main thread may set handlers."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _as_ctrl_c)
+
+
+def _as_ctrl_c(signum, frame) -> None:
+    # The SIGINT handler itself, not a raised SIGINT: Ray starts a job's driver with SIGINT
+    # blocked, and a process started in the background may ignore it; SIGTERM must still stop.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # Tune's during a sweep, ChildInterrupts, or Python's default
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 class ChildInterrupts:

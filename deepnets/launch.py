@@ -15,6 +15,7 @@ from pathlib import Path
 from deepnets import provenance
 from deepnets.config import TrainConfig
 from deepnets.errors import ConfigError, DataError
+from deepnets.interrupts import sigterm_as_ctrl_c
 from deepnets.runlog import (
     RUN_FILE,
     process_start_time,
@@ -132,6 +133,9 @@ def ensure_ray(*, need_gpus: float = 0.0) -> None:
                 dashboard_host="127.0.0.1",
                 resources={TRIAL_PLACES_RESOURCE: 1.0},
             )
+        # Ray's driver answers SIGTERM with a stack dump and exit, and SIGTERM is what `ray job
+        # stop`, Kubernetes and Slurm send: make it stop us as Ctrl-C does (a sweep saves).
+        sigterm_as_ctrl_c()
     have = ray.cluster_resources().get("GPU", 0.0)
     if need_gpus and have < need_gpus:
         raise ConfigError(f"use_gpu: the run needs {need_gpus:g} GPUs, the cluster has {have:g}")

@@ -1,8 +1,13 @@
-"""Ctrl-C for a parent waiting on its children (deepnets/interrupts.py), on a hand-set clock."""
+"""Ctrl-C for a parent waiting on its children (deepnets/interrupts.py), on a hand-set clock;
+SIGTERM handled as Ctrl-C, in real processes."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+
+import pytest
 
 from deepnets.interrupts import ChildInterrupts
 
@@ -68,3 +73,37 @@ def test_no_ctrl_c_no_signals():
     clock[0] += 1000
     interrupts.tick()
     assert not interrupts.interrupted and child.signals == []
+
+
+# Installs the SIGTERM handling, sets SIGINT's handler as given, then SIGTERMs itself.
+SIGTERM_SELF = """
+import os, signal, sys, time
+from deepnets.interrupts import sigterm_as_ctrl_c
+sigterm_as_ctrl_c()
+if sys.argv[1] == "handler":
+    signal.signal(signal.SIGINT, lambda *_: print("ctrl-c handler ran", flush=True))
+elif sys.argv[1] == "ignored":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    print("still running after SIGTERM")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+@pytest.mark.parametrize(
+    ("sigint", "expected"),
+    [
+        ("default", "KeyboardInterrupt"),  # Python's own Ctrl-C
+        ("handler", "ctrl-c handler ran"),  # e.g. Tune's, during a sweep: it decides
+        ("ignored", "KeyboardInterrupt"),  # a background start ignores SIGINT: still stops
+    ],
+)
+def test_sigterm_does_what_ctrl_c_does(sigint, expected):
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_SELF, sigint], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == expected

@@ -200,6 +200,45 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     resume_and_check(ray_head, args, tmp_path / "resumable", finished_before)
 
 
+def test_ray_job_stop_stops_the_sweep_as_ctrl_c_does(ray_head, ray_session, tmp_path):
+    """`ray job stop` sends SIGTERM: the sweep saves its state and says how to go on, as on
+    Ctrl-C, and --resume finishes it without training a finished trial again."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    space = tmp_path / "resume.yaml"
+    space.write_text(RESUME_SPACE)
+    args = ["--space", str(space), "--storage", str(tmp_path), "--name", "stopped"]
+    # Ray's job supervisor sends SIGKILL 3 s after SIGTERM unless the job's environment gives
+    # it longer: README's recipe.
+    runtime_env = json.loads(EXCLUDES) | {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": "60"}}
+    submitted = _ray(
+        ray_head, "job", "submit", "--address", ray_head.dashboard_url, "--no-wait",
+        "--submission-id", "deepnets-stop", "--working-dir", ".",
+        "--runtime-env-json", json.dumps(runtime_env),
+        "--", "python", "jobs/sweep.py", *args, "--max-concurrent", "1",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    client, runs = JobSubmissionClient(ray_head.dashboard_url), tmp_path / "stopped/runs"
+    deadline = time.monotonic() + 400
+    while not _fit_returned(runs):  # stop it once a trial has finished, before the last
+        assert not client.get_job_status("deepnets-stop").is_terminal()
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.5)
+    stopped = _ray(ray_head, "job", "stop", "--address", ray_head.dashboard_url, "deepnets-stop")
+    assert stopped.returncode == 0, stopped.stdout[-3000:] + stopped.stderr[-3000:]
+    while not client.get_job_status("deepnets-stop").is_terminal():
+        assert time.monotonic() < deadline + 120, "the stopped job did not end"
+        time.sleep(0.5)
+    assert client.get_job_status("deepnets-stop") == JobStatus.STOPPED
+    logs = client.get_job_logs("deepnets-stop")
+    assert "continue it with --resume" in logs, logs[-4000:]
+    assert not (tmp_path / "stopped/sweep_results.json").exists()
+    finished_before = {p.name: (p / "metrics.jsonl").read_text() for p in _fit_returned(runs)}
+    assert 1 <= len(finished_before) < 4
+
+    resume_and_check(ray_head, args, tmp_path / "stopped", finished_before)
+
+
 TWO_SPEEDS_SPACE = (
     "name: two-speeds"
     + TINY_BASE
