@@ -71,7 +71,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--compile", help="torch.compile mode: default, reduce-overhead, ...")
+    parser.add_argument(
+        "--compile", help="torch.compile mode (default, reduce-overhead, ...) or cudagraphs"
+    )
     parser.add_argument("--device", default="cuda", help="cpu only checks the script (width 1/8)")
     args = parser.parse_args()
     import torch

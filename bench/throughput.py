@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from deepnets.engine import autocast, compute_loss  # noqa: E402
+from deepnets.engine import autocast, compiled, compute_loss  # noqa: E402
 from deepnets.models import create_model  # noqa: E402
 
 REPORT_MODELS = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet101", "googlenet")
@@ -42,12 +42,13 @@ def sync(device: torch.device) -> None:
 
 def build_steps(name, shape, width, batch, device, channels_last, precision="fp32", compile=None):
     """(network, train step, eval step) of one model on one random batch kept on the device;
-    `compile` is a torch.compile mode ("default", "reduce-overhead": CUDA graphs) or None."""
+    `compile` is a torch.compile mode ("default", "reduce-overhead": CUDA graphs), "cudagraphs"
+    (CUDA graphs without Inductor, deepnets.engine.compiled) or None."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_chans=shape[0], stem="small", width=width)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
-    net = torch.compile(model, mode=compile) if compile else model
+    net = compiled(model, compile or "off")
     x = torch.randn(batch, *shape, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss()
@@ -95,7 +96,8 @@ def main() -> None:
     parser.add_argument(
         "--compile-mode",
         default="default",
-        help="torch.compile mode on a GPU: default, reduce-overhead (CUDA graphs), max-autotune",
+        help="torch.compile mode on a GPU: default, reduce-overhead (CUDA graphs), max-autotune, "
+        "or cudagraphs (CUDA graphs without Inductor)",
     )
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes)")
     args = parser.parse_args()

@@ -25,7 +25,7 @@ from deepnets.checkpoint import load_state, restore_training_state, save_state, 
 from deepnets.config import TrainConfig
 from deepnets.data import Datasets, load_datasets, make_loader
 from deepnets.data.voc import IGNORE_INDEX
-from deepnets.engine import cross_entropy, evaluate, train_one_epoch, unwrap
+from deepnets.engine import compiled, cross_entropy, evaluate, train_one_epoch, unwrap
 from deepnets.metrics import Counts, per_class_report, segmentation_report, split_metrics
 from deepnets.models import create_configured_model
 from deepnets.optim import build_optimizer, build_scheduler
@@ -71,7 +71,7 @@ def build_model(cfg: TrainConfig, data: Datasets, device: torch.device) -> nn.Mo
         model = model.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(model)
     # Compiled around DDP, so its gradient hooks still overlap communication with backward.
-    return model if cfg.compile == "off" else torch.compile(model, mode=cfg.compile)
+    return compiled(model, cfg.compile)
 
 
 def epoch_row(epoch, lr, train: Counts, seconds: float, val: dict) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import torch.nn as nn
 from deepnets.checkpoint import load_state, restore_training_state, save_state, training_state
 from deepnets.config import DataConfig, OptimConfig, ScheduleConfig
 from deepnets.data import load_datasets, make_loader
-from deepnets.engine import compute_loss, evaluate, train_one_epoch
+from deepnets.engine import compiled, compute_loss, evaluate, train_one_epoch
 from deepnets.metrics import Counts, confusion_matrix, per_class_report
 from deepnets.models import create_model
 from deepnets.optim import build_optimizer, build_scheduler
@@ -46,6 +46,25 @@ def test_training_lowers_loss_and_evaluate_counts_everything():
     assert result.count == len(data.test) == int(result.confusion.sum())
     assert result.correct == int(result.confusion.trace())
     assert result.accuracy > 0.5
+
+
+def test_cudagraphs_compiled_model_trains_like_the_eager_one():
+    """compile=cudagraphs goes through torch.compile's tracing (Dynamo, AOT Autograd) on any
+    device; on the CPU the graphs then run as traced (no CUDA graphs): same steps as eager."""
+    data, train, _ = _digits()
+    finals = []
+    for how in ("off", "cudagraphs"):
+        torch.manual_seed(0)
+        model = create_model("resnet18", num_classes=10, in_chans=1, stem="small", width=0.125)
+        optimizer = build_optimizer(model.parameters(), OptimConfig(name="adam", lr=3e-3))
+        net = compiled(model, how)
+        assert hasattr(net, "_orig_mod") == (how != "off")  # torch.compile's wrapper
+        train.set_epoch(0)
+        counts, _ = train_one_epoch(net, train, optimizer, criterion=nn.CrossEntropyLoss())
+        finals.append((counts.loss, torch.cat([p.flatten() for p in model.parameters()])))
+    (eager_loss, eager_weights), (graph_loss, graph_weights) = finals
+    assert graph_loss == pytest.approx(eager_loss, rel=1e-3)
+    assert torch.allclose(graph_weights, eager_weights, atol=1e-3)
 
 
 def test_aux_heads_are_weighted_into_the_loss():
