@@ -4,12 +4,15 @@ A space is a `base` training-config fragment plus `variants` (the report's one-f
 rows: an id and dotted overrides) and/or `search` (per-parameter domains), repeated over `seeds`.
 A `fidelity` profile (e.g. `proxy` for a 2-core CPU, `full` for the report's settings) adds its
 own overrides, resources and epoch scaling. Everything is validated here, before Ray starts:
-every variant becomes a full TrainConfig, and every search domain's extreme values are tried.
+every variant becomes a full TrainConfig, and every combination of the search domains' extreme
+values is tried (two searched keys may be valid alone and not together).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -221,9 +224,22 @@ def validate_variants(space: SpaceFile, fidelity: Fidelity, source: str) -> dict
                 f"{source} variant {variant.id}: metric {space.metric} is a segmentation "
                 "metric, but the variant's task is classification"
             )
-        for key, domain in space.search.items():
-            for value in domain.extremes():
-                trial = _apply(copy.deepcopy(tree), {key: value})
-                validate_train_config(trial, f"{source} search.{key}={value!r}")
+        for combination in search_corners(space.search):
+            trial = _apply(copy.deepcopy(tree), combination)
+            where = ", ".join(f"search.{key}={value!r}" for key, value in combination.items())
+            validate_train_config(trial, f"{source} {where}")
         configs[variant.id] = tree
     return configs
+
+
+MAX_CORNERS = 4096  # combinations validated per variant (~0.1 ms each)
+
+
+def search_corners(search: dict[str, Domain]) -> list[dict[str, Any]]:
+    """Every combination of the domains' extreme values; where there are more than MAX_CORNERS,
+    each domain's extremes on their own (the other keys as the variant has them)."""
+    extremes = {key: domain.extremes() for key, domain in search.items()}
+    if math.prod(len(values) for values in extremes.values()) > MAX_CORNERS:
+        return [{key: value} for key, values in extremes.items() for value in values]
+    corners = itertools.product(*extremes.values())
+    return [dict(zip(extremes, values, strict=True)) for values in corners]

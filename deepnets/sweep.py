@@ -52,7 +52,7 @@ def run_trial(
     variant, seed, search = config["variant"], config["seed"], config.get("search", {})
     tree = trial_config(configs, variant, seed, search, runs_dir)
     tree["name"] = run_name(variant, seed, trial_id)
-    # The driver validated every variant (and the search's extremes) in full: here the model
+    # The driver validated every variant (and its search's corners) in full: here the model
     # registry's check is skipped, as it would import torch into this process.
     cfg = TrainConfig.model_validate(tree, context={MODELS_CHECKED: True})
     if report_finished_run(cfg):

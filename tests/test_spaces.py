@@ -91,6 +91,12 @@ BAD_SPACES = [
     ("search: {optim.lr: {uniform: [1, 0.1]}}\n", "needs low < high"),
     ("search: {optim.lr: {uniform: [0.1, 1], choice: [1]}}\n", "give exactly one of"),
     ("search: {optim.lr: {grid: [0.1, -1]}}\n", "search.optim.lr=-1: optim.lr"),
+    (  # each valid alone (vgg11's option; resnet18 without it), not together
+        "search: {model.name: {choice: [vgg11, resnet18]}, "
+        "model.options.batch_norm: {choice: [after_relu]}}\n",
+        "search.model.name='resnet18', search.model.options.batch_norm='after_relu': model: "
+        "model 'resnet18' has no option 'batch_norm'",
+    ),
     ("scheduler: {type: hyperband}\n", "scheduler"),
     ("scheduler: {type: asha, reduction_factor: 1}\n", "reduction_factor"),
     ("metric: accuracy\n", "metric"),
