@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from deepnets.errors import InputError, SweepInterrupted
+from deepnets.interrupts import SIGTERM_RECEIVED
 
 # flag -> dotted config key; the flag's value is parsed like a `key=value` override.
 TRAIN_FLAGS = {
@@ -228,7 +229,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        # Ray Train's own Ctrl-C handling ends a run that SIGTERM stopped as if it had finished.
+        if SIGTERM_RECEIVED.is_set() and code == 0:
+            print(INTERRUPTED_NOTE, file=sys.stderr)
+            return INTERRUPTED
+        return code
     except InputError as err:
         print(f"deepnets: error: {err}", file=sys.stderr)
         return 2

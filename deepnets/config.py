@@ -137,7 +137,8 @@ class TrainConfig(Strict):
     # torch.compile the model: "reduce-overhead" also replays each step as a CUDA graph. At the
     # report's batch of 64 a GPU step is mostly kernel launches: resnet18 trained 1.9-2.4x faster
     # that way on an H200 (bench/throughput.py), for ~17 s of compiling per shape and mode.
-    # "cudagraphs": CUDA graphs without Inductor, seconds to compile (engine.compiled).
+    # "cudagraphs": CUDA graphs without Inductor's code generation, so less to compile; not yet
+    # timed on a GPU (engine.compiled).
     compile: Literal["off", "default", "reduce-overhead", "max-autotune", "cudagraphs"] = "off"
     seed: int = Field(default=0, ge=0)
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)

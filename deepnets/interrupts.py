@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+SIGTERM_RECEIVED = threading.Event()  # set by the handler: the CLI then exits 130, not 0
+
 
 def sigterm_as_ctrl_c() -> None:
     """From now on SIGTERM stops this process the way Ctrl-C does (a sweep saves its state and
@@ -30,6 +32,7 @@ def sigterm_as_ctrl_c() -> None:
 def _as_ctrl_c(signum, frame) -> None:
     # The SIGINT handler itself, not a raised SIGINT: Ray starts a job's driver with SIGINT
     # blocked, and a process started in the background may ignore it; SIGTERM must still stop.
+    SIGTERM_RECEIVED.set()
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):  # Tune's during a sweep, ChildInterrupts, or Python's default
         handler(signal.SIGINT, frame)

@@ -26,10 +26,12 @@ from deepnets.runlog import (
 from deepnets.storage import Location
 
 # A budget of 1.0 that sweeps running at once on one cluster share. Each trial's process takes
-# its sweep's share of it (1 / the trials that fit), so together they start no more trial
-# processes than there are places for their workers; the rest wait in Tune as PENDING, holding
-# no process. The Ray that deepnets starts declares it; a cluster's head can too
-# (`ray start --head --resources='{"deepnets_trial_places": 1}'`, as cluster.yaml does).
+# its sweep's share of it (1 / the trials that fit the cluster when the sweep starts), so
+# together they start no more trial processes than the cluster has places for their workers;
+# the rest wait in Tune as PENDING, holding no process. The Ray that deepnets starts declares
+# it; the head of a fixed-size cluster can too (`ray start --head --resources=
+# '{"deepnets_trial_places": 1}'`, the head only). Not on a cluster that autoscales: trials kept
+# waiting would never ask for the nodes that would make room for them.
 TRIAL_PLACES_RESOURCE = "deepnets_trial_places"
 
 

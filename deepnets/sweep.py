@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+import signal
+import threading
 from typing import Any
 
 import ray
@@ -112,7 +114,10 @@ def places(plan: SweepPlan) -> int:
 def trial_driver_resources(plan: SweepPlan) -> dict[str, float]:
     """What a trial's own process asks for: next to nothing, plus the trial's share of the
     cluster's trial places where the cluster declares them (launch.TRIAL_PLACES_RESOURCE)."""
-    if ray.cluster_resources().get(TRIAL_PLACES_RESOURCE, 0.0) < 1.0:
+    declared = ray.cluster_resources().get(TRIAL_PLACES_RESOURCE, 0.0)
+    if declared != 1.0:  # none; or not one budget (e.g. declared on every node): not used
+        if declared:
+            print(f"deepnets: {TRIAL_PLACES_RESOURCE} totals {declared:g}, not 1: not used")
         return TRIAL_DRIVER_RESOURCES
     share = math.floor(10_000 / places(plan)) / 10_000  # Ray counts them in steps of 1e-4
     return TRIAL_DRIVER_RESOURCES | {TRIAL_PLACES_RESOURCE: share}
@@ -275,11 +280,15 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, max_concurrent: int | No
     forget_trials(str(plan.experiment_dir))
     janitor = start_janitor()
     tuner = build_tuner(plan, resume=resume, max_concurrent=max_concurrent, janitor=janitor)
+    ctrl_c = signal.getsignal(signal.SIGINT)
     try:
         grid = tuner.fit()
     except BaseException:
         stop_janitor(janitor, drain_s=0)  # the driver is going: its job's groups go with it
         raise
+    finally:  # Tune leaves its own handler behind, which would ignore a later Ctrl-C or SIGTERM
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, ctrl_c)
     stop_janitor(janitor)
     check_finished(plan, grid)
     rows = sorted((trial_row(plan, r) for r in grid), key=lambda r: (r["variant"], r["seed"]))

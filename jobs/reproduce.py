@@ -132,10 +132,6 @@ def sweep_environment() -> dict[str, str]:
         "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
         # A trial's workers may now wait for the GPU while other spaces' trials hold it.
         "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "7200",
-        # A sweep whose trials all wait for places the others hold is not short of resources:
-        # no "adjust the required resources" warning (Tune's, every 60 s by default).
-        "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S": "7200",
-        "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER": "7200",
         "PYTHONUNBUFFERED": "1",  # the logs follow the sweeps as they go
     }
 

@@ -78,7 +78,7 @@ def start_head(num_cpus: int = 2) -> RayHead:
         f"--ray-client-server-port={free_port()}", f"--node-manager-port={free_port()}",
         f"--object-manager-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
         f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-        # As cluster.yaml's head: sweeps running at once share its trial places.
+        # A fixed-size cluster's head: sweeps running at once share its trial places.
         f"--resources={json.dumps({TRIAL_PLACES_RESOURCE: 1})}",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)

@@ -48,10 +48,14 @@ def test_training_lowers_loss_and_evaluate_counts_everything():
     assert result.accuracy > 0.5
 
 
-def test_cudagraphs_compiled_model_trains_like_the_eager_one():
+def test_cudagraphs_compiled_model_trains_like_the_eager_one(monkeypatch):
     """compile=cudagraphs goes through torch.compile's tracing (Dynamo, AOT Autograd) on any
     device; on the CPU the graphs then run as traced (no CUDA graphs): same steps as eager."""
     data, train, _ = _digits()
+    asked, real_compile = [], torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda *a, **kw: asked.append(kw) or real_compile(*a, **kw)
+    )
     finals = []
     for how in ("off", "cudagraphs"):
         torch.manual_seed(0)
@@ -62,6 +66,7 @@ def test_cudagraphs_compiled_model_trains_like_the_eager_one():
         train.set_epoch(0)
         counts, _ = train_one_epoch(net, train, optimizer, criterion=nn.CrossEntropyLoss())
         finals.append((counts.loss, torch.cat([p.flatten() for p in model.parameters()])))
+    assert asked == [{"backend": "cudagraphs"}]  # Dynamo's CUDA-graph backend, not Inductor
     (eager_loss, eager_weights), (graph_loss, graph_weights) = finals
     assert graph_loss == pytest.approx(eager_loss, rel=1e-3)
     assert torch.allclose(graph_weights, eager_weights, atol=1e-3)

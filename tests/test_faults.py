@@ -79,6 +79,29 @@ def test_killed_sweep_driver_resumes_without_retraining(ray_head, ray_session, t
     assert statuses.count("ok") == 4  # the aggregator's table is complete
 
 
+def test_sigterm_stops_a_training_run_and_the_same_command_resumes_it(ray_head, tmp_path):
+    """SIGTERM (a scheduler's or `ray job stop`'s) stops `jobs/train.py` as Ctrl-C does: exit
+    130 with how to continue, not 0; running the same command again finishes the run."""
+    command = [
+        sys.executable, str(ROOT / "jobs/train.py"), "--dataset", "digits", "--model", "resnet18",
+        "--width", "0.25", "--stem", "small", "--epochs", "6", "--output-dir", str(tmp_path),
+        "--name", "stopped", "data.train_subset=300", "data.test_subset=100",
+    ]  # fmt: skip
+    run = tmp_path / "stopped"
+    env = ray_head.env | {"PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: bool(read_history(run)), 300, "an epoch done", first)
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=180)
+    assert first.returncode == 130, stderr[-3000:]
+    assert "run the same command again to resume" in stderr
+    assert len(read_history(run)) < 6
+
+    again = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(run)] == [1, 2, 3, 4, 5, 6]
+
+
 MANY_SPACE = """
 name: many
 base:

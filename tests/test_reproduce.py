@@ -115,4 +115,4 @@ def _process_span(run_file: Path) -> tuple[float, float]:
     record = json.loads(run_file.read_text())
     # The sweep rewrites run.json at its end: the other files say when the trial last wrote.
     written = [path.stat().st_mtime for path in run_file.parent.rglob("*") if path != run_file]
-    return record["started_at"], record.get("ended_at") or max(written)
+    return record["started_at"], record.get("ended_at") or max(written, default=0.0)

@@ -55,7 +55,9 @@ def test_asha_stops_the_diverging_variant_at_its_grace_period(ray_session, tmp_p
     groups_before = _placement_group_ids()
     helpers_before = {name: actor_ids(name) for name in RUN_HELPERS_LEFT_OUT}
     # One trial at a time, bad one last: ASHA compares it with the two finished rung entries.
+    ctrl_c = signal.getsignal(signal.SIGINT)
     rows = {r["variant"]: r for r in run_sweep(plan, max_concurrent=1)}
+    assert signal.getsignal(signal.SIGINT) is ctrl_c  # Tune's handler does not outlive the sweep
     # Stopped by ASHA at the grace period, epoch 1; starred as ASHA-stopped unless it diverged,
     # which its status then says (as in the report's tables).
     status = rows["bad-lr10"]["status"]
