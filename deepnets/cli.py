@@ -230,11 +230,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
         code = COMMANDS[args.command](args)
-        # Ray Train's own Ctrl-C handling ends a run that SIGTERM stopped as if it had finished.
-        if SIGTERM_RECEIVED.is_set() and code == 0:
-            print(INTERRUPTED_NOTE, file=sys.stderr)
-            return INTERRUPTED
-        return code
     except InputError as err:
         print(f"deepnets: error: {err}", file=sys.stderr)
         return 2
@@ -244,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handling
         print(INTERRUPTED_NOTE, file=sys.stderr)
         return INTERRUPTED
+    except SystemExit:
+        if not SIGTERM_RECEIVED.is_set():
+            raise
+        code = 0  # Ray Train's Ctrl-C handler exits after aborting the run (or says it ended)
+    if SIGTERM_RECEIVED.is_set() and code == 0:
+        print(INTERRUPTED_NOTE, file=sys.stderr)
+        return INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":
