@@ -24,7 +24,8 @@ SIGTERM_RECEIVED = threading.Event()  # set by the handler: the CLI then exits 1
 def sigterm_as_ctrl_c() -> None:
     """From now on SIGTERM stops this process the way Ctrl-C does (a sweep saves its state and
     exits 130, ready for --resume). SIGTERM is what `ray job stop`, Kubernetes and Slurm send;
-    Python's default is to die on the spot. Only the main thread may set handlers."""
+    Python's default, and a Ray driver's, is to die on the spot. Only the main thread may set
+    handlers."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _as_ctrl_c)
 
