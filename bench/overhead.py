@@ -76,17 +76,18 @@ def bare_epochs(setup: dict, data, device: torch.device):
     while True:
         model.train()
         order = torch.randperm(len(labels), device=device)
-        steps = len(labels) // setup["batch"]
+        batch = setup["batch"]
+        steps = len(labels) // batch
         start = time.perf_counter()
         for step in range(steps):
-            index = order[step * setup["batch"] : (step + 1) * setup["batch"]]
+            index = order[step * batch : (step + 1) * batch]
             x = (images[index].float() / 255.0 - mean) / std
             loss = loss_fn(model(x), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         sync(device)
-        yield steps * setup["batch"] / (time.perf_counter() - start)
+        yield steps * batch / (time.perf_counter() - start)
 
 
 def engine_epochs(setup: dict, data, device: torch.device):
@@ -185,38 +186,34 @@ def main() -> None:
     torch.set_num_threads(threads)
     data = training_split(setup)
     waited, settled = start_ray_and_settle()
-    print(
-        f"Ray started; {'idle again' if settled else 'still busy (measuring anyway)'} after ",
-        end="",
-    )
-    print(f"{waited:.0f} s")
+    state = "idle again" if settled else "still busy (measuring anyway)"
+    print(f"Ray started; {state} after {waited:.0f} s")
     bare, engine = bare_epochs(setup, data, device), engine_epochs(setup, data, device)
     # bare+engine, then Ray Train, then bare+engine again (and so on for --rounds): each Ray
     # run is compared with the bare loop measured on both sides of it.
     bare_1, engine_1 = interleaved(bare, engine, args.epochs)
-    bare_rates, engine_rates, ray_rates, ray_ratios = bare_1[1:], engine_1[1:], [], []
+    bare_rates, engine_rates = bare_1[1:], engine_1[1:]
+    bare_blocks, ray_rates, ray_ratios = [statistics.median(bare_rates)], [], []
     for round_ in range(1, args.rounds + 1):
         ray_rates.append(steady(ray_train(setup, args.epochs, threads, device)))
-        before = statistics.median(bare_rates[-args.epochs + 1 :])
         bare_n, engine_n = interleaved(bare, engine, args.epochs)
         bare_rates, engine_rates = bare_rates + bare_n, engine_rates + engine_n
-        ray_ratios.append(ray_rates[-1] / statistics.mean([before, statistics.median(bare_n)]))
+        bare_blocks.append(statistics.median(bare_n))
+        ray_ratios.append(ray_rates[-1] / statistics.mean(bare_blocks[-2:]))
         print(f"round {round_}: Ray Train {ray_ratios[-1]:.3f}x the bare loop around it")
     bare_rate = statistics.median(bare_rates)
+    engine_rate = statistics.median(engine_rates)
     results = {  # path -> (images/s, x bare); Ray Train's ratio: the median round's
         "bare PyTorch loop": (bare_rate, 1.0),
-        "deepnets engine": (
-            statistics.median(engine_rates),
-            statistics.median(engine_rates) / bare_rate,
-        ),
+        "deepnets engine": (engine_rate, engine_rate / bare_rate),
         "Ray Train, 1 worker": (statistics.median(ray_rates), statistics.median(ray_ratios)),
     }
     where = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    dataset, images = setup["data"]["dataset"], len(data.train)
     print(
-        f"\n{where}, threads {threads}, batch {setup['batch']}, {setup['data']['dataset']}, ",
-        end="",
+        f"\n{where}, threads {threads}, batch {setup['batch']}, {dataset}, {images} images/epoch,"
     )
-    print(f"{len(data.train)} images/epoch, width {setup['width']}; median images/s")
+    print(f"width {setup['width']}; median images/s")
     print(f"{'path':<22}{'images/s':>10}{'x bare':>9}")
     for name, (rate, ratio) in results.items():
         print(f"{name:<22}{rate:>10.0f}{ratio:>9.3f}")

@@ -91,17 +91,17 @@ def test_spaces_run_together_stop_on_ctrl_c_and_continue_into_one_report(ray_hea
     # Both sweeps ran at once, but shared the cluster's trial places: never more trials running
     # than places (without them each sweep ran two, and two of the four waited in fit(), idle).
     runs = [tmp_path / "runs" / f"repro-proxy-{space}" / "runs" for space in SPACES]
-    assert _most_alive_at_once(runs) <= PLACES
+    assert _most_running_at_once(runs) <= PLACES
 
     again = _reproduce(ray_head, tmp_path)
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.stdout.count("finished earlier, skipped") == 2
 
 
-def _most_alive_at_once(runs_dirs: list[Path]) -> int:
+def _most_running_at_once(runs_dirs: list[Path]) -> int:
     """The most trials running at once, each from the start of its fit() (in run.json) to its
     end, or, for a trial killed before it wrote that, the last write to its run folder."""
-    spans = [_process_span(run) for folder in runs_dirs for run in folder.glob("*/run.json")]
+    spans = [_run_span(run) for folder in runs_dirs for run in folder.glob("*/run.json")]
     assert spans
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     alive = most = 0  # at a tie an end (-1) sorts first: a place freed, then taken
@@ -111,7 +111,7 @@ def _most_alive_at_once(runs_dirs: list[Path]) -> int:
     return most
 
 
-def _process_span(run_file: Path) -> tuple[float, float]:
+def _run_span(run_file: Path) -> tuple[float, float]:
     record = json.loads(run_file.read_text())
     # The sweep rewrites run.json at its end: the other files say when the trial last wrote.
     written = [path.stat().st_mtime for path in run_file.parent.rglob("*") if path != run_file]
