@@ -72,7 +72,8 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument(
-        "--compile", help="torch.compile mode (default, reduce-overhead, ...) or cudagraphs"
+        "--compile",
+        help="torch.compile mode (default, reduce-overhead, ...), cudagraphs or step_graph",
     )
     parser.add_argument("--device", default="cuda", help="cpu only checks the script (width 1/8)")
     args = parser.parse_args()

@@ -5,7 +5,7 @@ For each model and input shape: channels_last off and on; on a GPU also bf16 aut
 minutes per model there), 1.0 on a GPU unless --width says otherwise.
 
     python bench/throughput.py [--width W] [--batch 64] [--steps 8] [--models vgg16,resnet18]
-                               [--compile-mode reduce-overhead | --no-compile]
+                               [--compile-mode reduce-overhead|cudagraphs|step_graph | --no-compile]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from deepnets.engine import autocast, compiled, compute_loss  # noqa: E402
+from deepnets.engine import autocast, compiled, training_step  # noqa: E402
 from deepnets.models import create_model  # noqa: E402
+from deepnets.step_graph import WARMUP_STEPS, graphed_training_step  # noqa: E402
 
 REPORT_MODELS = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet101", "googlenet")
 SHAPES = {"28x28x1": (1, 28, 28), "32x32x3": (3, 32, 32)}
@@ -43,7 +44,8 @@ def sync(device: torch.device) -> None:
 def build_steps(name, shape, width, batch, device, channels_last, precision="fp32", compile=None):
     """(network, train step, eval step) of one model on one random batch kept on the device;
     `compile` is a torch.compile mode ("default", "reduce-overhead": CUDA graphs), "cudagraphs"
-    (CUDA graphs without Inductor, deepnets.engine.compiled) or None."""
+    (CUDA graphs without Inductor, deepnets.engine.compiled), "step_graph" (the whole training
+    step captured as one CUDA graph, deepnets.step_graph) or None."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_chans=shape[0], stem="small", width=width)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -52,13 +54,16 @@ def build_steps(name, shape, width, batch, device, channels_last, precision="fp3
     x = torch.randn(batch, *shape, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss()
+    options = {"criterion": loss_fn, "precision": precision, "device": device}
+    if compile == "step_graph":  # the whole step replayed as one CUDA graph, no compiling
+        graphed = graphed_training_step(model, optimizer, **options)
 
-    def train_step():
-        with autocast(device, precision):
-            loss, _ = compute_loss(net(x), y, loss_fn, 0.3)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        def train_step():
+            graphed(x, y)
+    else:
+
+        def train_step():
+            training_step(net, optimizer, x, y, **options)
 
     def eval_step():
         with torch.no_grad(), autocast(device, precision):
@@ -76,7 +81,7 @@ def measure(
     rates = []
     for mode, step in (("train", train_step), ("eval", eval_step)):
         net.train(mode == "train")
-        for _ in range(2):  # warm-up (and compilation)
+        for _ in range(WARMUP_STEPS + 2):  # warm-up (and compiling, or capturing the step)
             step()
         sync(device)
         start = time.perf_counter()
@@ -97,7 +102,8 @@ def main() -> None:
         "--compile-mode",
         default="default",
         help="torch.compile mode on a GPU: default, reduce-overhead (CUDA graphs), max-autotune, "
-        "or cudagraphs (CUDA graphs without Inductor)",
+        "cudagraphs (CUDA graphs without Inductor) or step_graph (the whole step as one CUDA "
+        "graph, no compiling)",
     )
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes)")
     args = parser.parse_args()

@@ -138,8 +138,12 @@ class TrainConfig(Strict):
     # report's batch of 64 a GPU step is mostly kernel launches: resnet18 trained 1.9-2.4x faster
     # that way on an H200 (bench/throughput.py), for ~17 s of compiling per shape and mode.
     # "cudagraphs": CUDA graphs without Inductor's code generation, so less to compile; not yet
-    # timed on a GPU (engine.compiled).
-    compile: Literal["off", "default", "reduce-overhead", "max-autotune", "cudagraphs"] = "off"
+    # timed on a GPU (engine.compiled). "step_graph": no compiling; the whole training step
+    # (optimizer step included) captured once as a CUDA graph and replayed (deepnets.step_graph;
+    # one worker, a constant lr, no fp16); not yet timed on a GPU.
+    compile: Literal[
+        "off", "default", "reduce-overhead", "max-autotune", "cudagraphs", "step_graph"
+    ] = "off"
     seed: int = Field(default=0, ge=0)
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     aux_loss_weight: float = Field(default=0.3, ge=0.0)
@@ -171,6 +175,12 @@ class TrainConfig(Strict):
         check_task(self.task, self.data, None if models_checked else self.model.name)
         return self
 
+    @model_validator(mode="after")
+    def _step_graph_can_capture(self) -> TrainConfig:
+        if self.compile == "step_graph":
+            check_step_graph(self)
+        return self
+
     @property
     def batch_size_per_worker(self) -> int:
         return self.global_batch_size // self.num_workers
@@ -189,6 +199,23 @@ class TrainConfig(Strict):
     @property
     def run_dir(self) -> Location:
         return Location(self.output_dir) / self.run_name
+
+
+def check_step_graph(cfg: TrainConfig) -> None:
+    """What capturing the whole step as one CUDA graph rules out (deepnets.step_graph)."""
+    unmet = []
+    if cfg.num_workers != 1:
+        unmet.append(f"num_workers 1 (got {cfg.num_workers}: DDP's all-reduce is not captured)")
+    if cfg.schedule.name != "none" or cfg.schedule.warmup_epochs:
+        unmet.append(
+            "a constant lr: schedule.name none and no schedule.warmup_epochs (got "
+            f"{cfg.schedule.name}, warm-up {cfg.schedule.warmup_epochs}: the captured step "
+            "keeps the lr it was captured with)"
+        )
+    if cfg.precision == "fp16":
+        unmet.append("precision fp32 or bf16 (fp16's GradScaler reads back every step)")
+    if unmet:
+        raise ValueError(f"compile 'step_graph' needs {'; '.join(unmet)}")
 
 
 def check_task(task: str, data: DataConfig, model_name: str | None) -> None:

@@ -8,9 +8,10 @@ that count nowhere: not in the loss, the accuracy or the confusion matrix).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -39,19 +40,22 @@ def compiled(model: nn.Module, how: str) -> nn.Module:
     AOT Autograd's forward and backward graphs replayed as CUDA graphs without Inductor's code
     generation (no kernel fusion), so less to compile than the 17-22 s per graph Inductor took
     on a GPU (not yet timed there). Off a GPU it skips the CUDA graphs and runs the traced
-    graphs as they are."""
-    if how == "off":
+    graphs as they are. "step_graph" leaves the model as it is: the training loop graphs the
+    whole step instead (`deepnets.step_graph`)."""
+    if how in ("off", "step_graph"):
         return model
     if how == "cudagraphs":
         return torch.compile(model, backend="cudagraphs")
     return torch.compile(model, mode=how)
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str, cache: bool = True):
+    """Mixed precision as asked; `cache=False` for CUDA-graph capture, which must not keep
+    autocast's copies of the weights from one step to the next."""
     dtype = PRECISION_DTYPES[precision]
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 def compute_loss(
@@ -69,6 +73,33 @@ def compute_loss(
     return criterion(outputs, targets), outputs
 
 
+def training_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    criterion: nn.Module,
+    aux_weight: float = 0.3,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    device: torch.device | str = "cpu",
+    autocast_cache: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch: (loss, main logits)."""
+    with autocast(torch.device(device), precision, cache=autocast_cache):
+        loss, logits = compute_loss(model(images), targets, criterion, aux_weight)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss, logits
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -81,23 +112,20 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     device: torch.device | str = "cpu",
     ignore_index: int | None = None,
+    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[Counts, float]:
-    """Train over `batches` once; returns this rank's counts and the seconds it took."""
+    """Train over `batches` once; returns this rank's counts and the seconds it took.
+    `step` replaces the eager `training_step` (a `GraphedStep` around it, kept across epochs)."""
     device = torch.device(device)
     model.train()
+    step = step or functools.partial(
+        training_step, model, optimizer, criterion=criterion, aux_weight=aux_weight,
+        precision=precision, scaler=scaler, device=device,
+    )  # fmt: skip
     tally = Tally(ignore_index)
     start = time.perf_counter()
     for images, targets in batches:
-        with autocast(device, precision):
-            loss, logits = compute_loss(model(images), targets, criterion, aux_weight)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        loss, logits = step(images, targets)
         if scheduler is not None:
             scheduler.step()
         tally.add(loss.detach(), logits.detach(), targets)

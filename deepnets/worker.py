@@ -37,6 +37,7 @@ from deepnets.runlog import (
     write_history,
     write_json_atomically,
 )
+from deepnets.step_graph import graphed_training_step
 
 
 def quiet_train_reports() -> None:
@@ -170,6 +171,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     ignore = IGNORE_INDEX if cfg.task == "segmentation" else None
     criterion = cross_entropy(ignore, label_smoothing=cfg.label_smoothing)
+    step = None  # the eager step; "step_graph" captures it once and replays it every epoch
+    if cfg.compile == "step_graph":
+        step = graphed_training_step(
+            model, optimizer, criterion=criterion, aux_weight=cfg.aux_loss_weight,
+            precision=cfg.precision, device=device,
+        )  # fmt: skip
 
     def evaluated(batches, prefix: str) -> tuple[Counts, dict]:
         counts = evaluate(
@@ -197,7 +204,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         counts, seconds = train_one_epoch(
             model, train_batches, optimizer, criterion=criterion, scheduler=scheduler,
             aux_weight=cfg.aux_loss_weight, precision=cfg.precision, scaler=scaler,
-            device=device, ignore_index=ignore,
+            device=device, ignore_index=ignore, step=step,
         )  # fmt: skip
         sync_buffers(model)
         val = evaluated(val_batches, "val")[1] if val_batches is not None else {}

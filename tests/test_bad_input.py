@@ -113,6 +113,8 @@ CASES: list[Case] = [
     ("unknown storage scheme", "train", lambda t: ["output_dir=ftp://host/runs"],
      "unknown storage scheme 'ftp://'"),
     ("GPUs asked for where there are none", "train", lambda t: ["--gpu"], "GPUs"),
+    ("whole-step CUDA graph with a changing lr", "train", lambda t: ["--compile", "step_graph"],
+     "compile 'step_graph' needs a constant lr"),
     ("segmentation task on classification data", "train", lambda t: SEGMENT,
      "is a classification dataset"),
     ("segmentation model for classification", "train", lambda t: ["--model", "fcn8s"],

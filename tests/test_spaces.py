@@ -146,17 +146,22 @@ def test_fidelity_scales_epochs_and_sets_resources(tmp_path):
     assert plan.experiment_dir == Location(tmp_path / "x")
 
 
+FAST_PROFILES = {"full_compiled": ("reduce-overhead", 0.5), "full_graphed": ("step_graph", 0.33)}
+
+
+@pytest.mark.parametrize("profile", FAST_PROFILES)
 @pytest.mark.parametrize("path", REPORT_SPACES, ids=[p.name for p in REPORT_SPACES])
-def test_full_compiled_is_full_plus_compile(path, tmp_path):
-    """The compiled GPU profile trains exactly the `full` rows, only compiled and with fewer
-    trials per GPU, so that its `[full_compiled]` tables compare with full's row by row."""
+def test_fast_gpu_profiles_are_full_plus_how_it_runs(path, profile, tmp_path):
+    """The compiled and graphed GPU profiles train exactly the `full` rows, only compiled (or
+    graphed) and with fewer trials per GPU, so that their tables compare with full's row by
+    row; the driver validated every trial (step_graph: one worker, a constant lr)."""
     full = plan_sweep(path, fidelity="full", storage=str(tmp_path), name=None)
-    compiled = plan_sweep(path, fidelity="full_compiled", storage=str(tmp_path), name=None)
-    assert compiled.configs.keys() == full.configs.keys()
-    assert compiled.scheduler == full.scheduler  # FIFO: every row to the end
+    fast = plan_sweep(path, fidelity=profile, storage=str(tmp_path), name=None)
+    assert fast.configs.keys() == full.configs.keys()
+    assert fast.scheduler == full.scheduler  # FIFO: every row to the end
     how = {"compile", "gpus_per_worker", "cpus_per_worker"}  # how it runs, not what it trains
-    for variant, cfg in compiled.configs.items():
-        assert (cfg["compile"], cfg["gpus_per_worker"]) == ("reduce-overhead", 0.5), variant
+    for variant, cfg in fast.configs.items():
+        assert (cfg["compile"], cfg["gpus_per_worker"]) == FAST_PROFILES[profile], variant
         assert {k: v for k, v in cfg.items() if k not in how} == {
             k: v for k, v in full.configs[variant].items() if k not in how
         }

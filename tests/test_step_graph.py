@@ -1,0 +1,163 @@
+"""compile=step_graph: the whole training step captured once as a CUDA graph and replayed.
+
+Off a GPU the graphed step runs eagerly, and must train exactly as the plain loop does (what
+the CPU can check). The tests marked `gpu` capture for real; they run where CUDA is
+(`pytest -m gpu` on a GPU machine) and are skipped here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from deepnets.config import DataConfig, OptimConfig
+from deepnets.data import load_datasets, make_loader
+from deepnets.engine import train_one_epoch, training_step
+from deepnets.models import create_model
+from deepnets.optim import build_optimizer
+from deepnets.runlog import TEST_REPORT_FILE
+from deepnets.step_graph import WARMUP_STEPS, graphed_training_step, make_capturable
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+ON_A_GPU = [pytest.mark.gpu, needs_cuda]
+
+
+def _resnet(device="cpu", name="resnet18", in_chans=1):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=in_chans, stem="small", width=0.125)
+    return model.to(device)
+
+
+def _two_epochs(graphed: bool, optimizer_name: str):
+    cfg = DataConfig(dataset="digits", train_subset=600, val_fraction=0.0)
+    data = load_datasets(cfg, seed=0)
+    batches = make_loader(data, data.train, cfg, batch_size=32, train=True, seed=0)
+    model = _resnet()
+    optimizer = build_optimizer(model.parameters(), OptimConfig(name=optimizer_name, lr=3e-3))
+    criterion = nn.CrossEntropyLoss()
+    step = graphed_training_step(model, optimizer, criterion=criterion) if graphed else None
+    losses = []
+    for epoch in range(2):
+        batches.set_epoch(epoch)
+        counts, _ = train_one_epoch(model, batches, optimizer, criterion=criterion, step=step)
+        losses.append(counts.loss)
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return losses, weights, step, 2 * len(batches)
+
+
+@pytest.mark.parametrize("optimizer_name", ["adam", "sgd"])
+def test_graphed_step_trains_exactly_as_the_eager_loop_off_a_gpu(optimizer_name):
+    eager_losses, eager_weights, _, _ = _two_epochs(False, optimizer_name)
+    losses, weights, step, steps = _two_epochs(True, optimizer_name)
+    assert step.graph is None and step.eager_steps == steps  # nothing to capture on a CPU
+    assert losses == eager_losses
+    assert torch.equal(weights, eager_weights)
+    assert losses[1] < losses[0]
+
+
+def test_make_capturable_moves_step_counters_and_leaves_sgd_alone():
+    model = _resnet()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 1, 8, 8)).sum().backward()
+    adam.step()
+    make_capturable(adam)
+    assert all(group["capturable"] for group in adam.param_groups)
+    steps = [adam.state[p]["step"] for p in model.parameters()]
+    assert all(s.dtype == torch.float32 and s.item() == 1.0 for s in steps)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    make_capturable(sgd)
+    assert "capturable" not in sgd.param_groups[0]  # no step counter, nothing to switch
+
+
+def _steps_on_fixed_batches(graphed: bool, optimizer_name: str, batches, model_name="resnet18"):
+    model = _resnet("cuda", model_name, in_chans=3).to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(
+        model.parameters(), OptimConfig(name=optimizer_name, lr=1e-3, momentum=0.9)
+    )
+    options = {"criterion": nn.CrossEntropyLoss(), "device": "cuda"}
+    if graphed:
+        step = graphed_training_step(model, optimizer, **options)
+    else:
+        step = lambda x, y: training_step(model, optimizer, x, y, **options)  # noqa: E731
+    losses = [step(x, y)[0].item() for x, y in batches]
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return losses, weights, step
+
+
+def _batches(n=8, batch=16):
+    torch.manual_seed(1)
+    shape = (batch, 3, 32, 32)
+    return [
+        (
+            torch.randn(shape, device="cuda").contiguous(memory_format=torch.channels_last),
+            torch.randint(0, 10, (batch,), device="cuda"),
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adam", "rmsprop"])
+def test_replayed_graph_trains_as_the_eager_steps_do(optimizer_name):
+    batches = _batches()
+    eager_losses, eager_weights, _ = _steps_on_fixed_batches(False, optimizer_name, batches)
+    losses, weights, step = _steps_on_fixed_batches(True, optimizer_name, batches)
+    assert step.graph is not None and step.eager_steps == WARMUP_STEPS  # the rest replayed
+    assert losses == pytest.approx(eager_losses, rel=1e-4, abs=1e-5)
+    assert torch.allclose(weights, eager_weights, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_a_batch_of_another_shape_runs_eagerly_between_replays():
+    batches = _batches()
+    _, _, step = _steps_on_fixed_batches(True, "adam", batches)
+    small = [(x[:5], y[:5]) for x, y in batches[:1]]
+    loss, _ = step(*small[0])
+    assert step.eager_steps == WARMUP_STEPS + 1 and torch.isfinite(loss)
+    loss, _ = step(*batches[0])  # the captured shape again: replayed
+    assert step.eager_steps == WARMUP_STEPS + 1 and torch.isfinite(loss)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_googlenet_aux_heads_train_under_bf16_in_a_graph():
+    torch.manual_seed(0)
+    model = create_model("googlenet", num_classes=10, in_chans=3, stem="small", width=0.25)
+    model = model.cuda().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step = graphed_training_step(
+        model, optimizer, criterion=nn.CrossEntropyLoss(), precision="bf16", device="cuda"
+    )
+    batches = _batches(n=12)
+    losses = [step(x, y)[0].item() for x, y in batches + batches]
+    assert step.graph is not None and all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-4:]) < sum(losses[:4])  # the same 12 batches, seen twice: learning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=ON_A_GPU)])
+def test_deepnets_train_with_step_graph(device, tmp_path, request):
+    """The whole path: Ray Train, the worker's graphed step (eager on a CPU), two epochs. On
+    the CPU it joins the session's Ray head; on a GPU it starts its own Ray, which sees it."""
+    gpu = ["--gpu"] if device == "gpu" else []
+    env = os.environ if gpu else request.getfixturevalue("ray_head").env
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/train.py"), *gpu, "--compile", "step_graph",
+         "--dataset", "digits", "--model", "resnet18", "--width", "0.25", "--stem", "small",
+         "--epochs", "2", "schedule.name=none", "--output-dir", str(tmp_path / "runs")],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "runs/resnet18-digits-s0" / TEST_REPORT_FILE).read_text())
+    assert (report["device"] != "cpu") == (device == "gpu")
+    assert report["test_accuracy"] > 0.8  # 91% on the 2-core CPU
