@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from deepnets.step_graph import set_capturable
+
 STATE_FILE = "state.pt"
 
 
@@ -49,6 +51,9 @@ def restore_training_state(state: dict, model, optimizer, scheduler, scaler) -> 
     for one-cycle, whose step limit) belongs to the old plan."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    # A run that graphed its steps saved capturable groups, whose eager steps fail off a GPU;
+    # a graphed step switches them back on when it captures.
+    set_capturable(optimizer, False)
     if state.get("schedule_total_steps") == getattr(scheduler, "total_steps_planned", None):
         scheduler.load_state_dict(state["scheduler"])
     else:

@@ -64,28 +64,29 @@ class GraphedStep:
     def _capture(self, images: torch.Tensor, targets: torch.Tensor) -> None:
         """Record one step on static copies of this batch; recording runs no kernel, so the
         caller replays the graph for this batch right after."""
-        make_capturable(self.optimizer)
+        set_capturable(self.optimizer, True)
         self.inputs = (images.clone(), targets.clone())
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             # The step's zero_grad(set_to_none=True) leaves no gradient for backward to add to,
             # so every replay writes fresh gradients into the graph's own memory.
             self.outputs = self.step(*self.inputs)
         self.graph = graph
 
 
-def make_capturable(optimizer: torch.optim.Optimizer) -> None:
+def set_capturable(optimizer: torch.optim.Optimizer, on: bool) -> None:
     """Switch optimizers that keep a step counter (Adam, AdamW, RMSprop) to their capturable
-    form, moving counters made by eager steps (or a resumed checkpoint) to the GPU. SGD has no
-    counter and needs nothing."""
+    form (counters on the parameters' device, as capture needs) or back (counters on the CPU,
+    as their eager form wants). SGD has no counter and is left as it is."""
     for group in optimizer.param_groups:
         if "capturable" not in group:
             continue
-        group["capturable"] = True
+        group["capturable"] = on
         for param in group["params"]:
             state = optimizer.state.get(param, {})
             if torch.is_tensor(state.get("step")):
-                state["step"] = state["step"].to(param.device, torch.float32)
+                device = param.device if on else "cpu"
+                state["step"] = state["step"].to(device, torch.float32)
 
 
 def graphed_training_step(

@@ -17,13 +17,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from deepnets.config import DataConfig, OptimConfig
+from deepnets.checkpoint import restore_training_state, training_state
+from deepnets.config import DataConfig, OptimConfig, ScheduleConfig
 from deepnets.data import load_datasets, make_loader
 from deepnets.engine import train_one_epoch, training_step
 from deepnets.models import create_model
-from deepnets.optim import build_optimizer
+from deepnets.optim import build_optimizer, build_scheduler
 from deepnets.runlog import TEST_REPORT_FILE
-from deepnets.step_graph import WARMUP_STEPS, graphed_training_step, make_capturable
+from deepnets.step_graph import WARMUP_STEPS, graphed_training_step, set_capturable
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -63,18 +64,38 @@ def test_graphed_step_trains_exactly_as_the_eager_loop_off_a_gpu(optimizer_name)
     assert losses[1] < losses[0]
 
 
-def test_make_capturable_moves_step_counters_and_leaves_sgd_alone():
+def test_set_capturable_moves_step_counters_both_ways_and_leaves_sgd_alone():
     model = _resnet()
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.randn(4, 1, 8, 8)).sum().backward()
     adam.step()
-    make_capturable(adam)
-    assert all(group["capturable"] for group in adam.param_groups)
-    steps = [adam.state[p]["step"] for p in model.parameters()]
-    assert all(s.dtype == torch.float32 and s.item() == 1.0 for s in steps)
+    for on in (True, False):
+        set_capturable(adam, on)
+        assert all(group["capturable"] is on for group in adam.param_groups)
+        steps = [adam.state[p]["step"] for p in model.parameters()]
+        assert all(s.dtype == torch.float32 and s.item() == 1.0 for s in steps)
+    adam.step()  # the eager form runs again on the CPU
     sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    make_capturable(sgd)
+    set_capturable(sgd, True)
     assert "capturable" not in sgd.param_groups[0]  # no step counter, nothing to switch
+
+
+def test_resuming_a_graphed_runs_checkpoint_steps_eagerly_on_a_cpu():
+    """A step_graph run on a GPU saves capturable Adam groups; resumed on a CPU (or without
+    step_graph) the optimizer must step eagerly there."""
+    model = _resnet()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 1, 8, 8)).sum().backward()
+    adam.step()
+    set_capturable(adam, True)  # as after a capture (on a CPU only the flags can be shown)
+    scheduler = build_scheduler(adam, ScheduleConfig(name="none"), epochs=1, steps_per_epoch=1)
+    state = training_state(model, adam, scheduler, None, 1, [])
+    fresh = _resnet()
+    again = torch.optim.Adam(fresh.parameters(), lr=1e-3)
+    restore_training_state(state, fresh, again, scheduler, None)
+    assert not any(group["capturable"] for group in again.param_groups)
+    fresh(torch.randn(4, 1, 8, 8)).sum().backward()
+    again.step()  # would fail with capturable groups on a CPU
 
 
 def _steps_on_fixed_batches(graphed: bool, optimizer_name: str, batches, model_name="resnet18"):
