@@ -37,6 +37,7 @@ class GraphedStep:
         self.inputs: tuple[torch.Tensor, torch.Tensor] = ()
         self.outputs: tuple[torch.Tensor, torch.Tensor] = ()
         self.eager_steps = 0
+        self.stream: torch.cuda.Stream | None = None  # warm-up and capture share one stream
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor):
         if self.graph is None and images.is_cuda and self.eager_steps >= self.warmup:
@@ -52,11 +53,12 @@ class GraphedStep:
         return self._on_side_stream(images, targets)
 
     def _on_side_stream(self, images: torch.Tensor, targets: torch.Tensor):
-        """A warm-up step, on a side stream as capture wants (so the lazy set-up it triggers is
-        not tied to the default stream), then waited for: three waits per run."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        """A warm-up step on the stream capture will use, so that the lazy set-up it triggers
+        (cuBLAS workspaces, the autograd engine's streams) is done for that stream before
+        capture, where it may not run; then waited for: a few waits per run."""
+        self.stream = self.stream or torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
             outputs = self.step(images, targets)
         torch.cuda.synchronize()
         return outputs
@@ -67,7 +69,8 @@ class GraphedStep:
         set_capturable(self.optimizer, True)
         self.inputs = (images.clone(), targets.clone())
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        # thread_local: Ray's own threads in this process may make CUDA calls meanwhile.
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
             # The step's zero_grad(set_to_none=True) leaves no gradient for backward to add to,
             # so every replay writes fresh gradients into the graph's own memory.
             self.outputs = self.step(*self.inputs)
