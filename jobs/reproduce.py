@@ -4,7 +4,9 @@
                              [--spaces cifar10_googlenet,mnist_vgg,...] [--together]
 
 `full` is the report's settings for one GPU machine (several trials share the GPU);
-`full_compiled` the same rows compiled, two trials per GPU; `proxy` is the 2-core CPU version.
+`full_compiled` the same rows compiled, two trials per GPU; `full_graphed` the same rows with
+each training step replayed as one CUDA graph, three trials per GPU; `proxy` is the 2-core CPU
+version.
 The sweeps run one after another in one Ray session, or all at once with --together;
 re-running the command resumes an interrupted sweep and skips finished ones.
 Wall times per sweep and in total go to <out>/reproduction.json, next to the report
@@ -146,7 +148,9 @@ def start_sweep(space: str, argv: list[str], env: dict, logs: Path) -> subproces
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--fidelity", default="full", help="full (GPU, default), full_compiled (GPU) or proxy (CPU)"
+        "--fidelity",
+        default="full",
+        help="full (GPU, default), full_compiled or full_graphed (GPU), or proxy (CPU)",
     )
     parser.add_argument("--storage", default="runs", help="where the six experiments go")
     parser.add_argument("--out", type=Path, default=Path("reports/reproduction"))
