@@ -125,6 +125,9 @@ class TrainConfig(Strict):
     num_workers: int = Field(default=1, ge=1)
     # Images per optimizer step summed over all workers; each worker takes an equal share.
     global_batch_size: int = Field(default=64, ge=1, validate_default=True)
+    # Images per evaluation batch on each worker. None: the training share on a CPU (larger
+    # batches evaluated slower there), up to 16x it on a GPU (worker.eval_batch_size).
+    eval_batch_size: int | None = Field(default=None, ge=1)
     # None: an equal share of one machine's CPUs (all of them for a single worker).
     cpus_per_worker: float | None = Field(default=None, gt=0.0)
     use_gpu: bool = False
