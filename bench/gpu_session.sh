@@ -1,35 +1,51 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 5 in one call on a lent GPU machine (no internet, a short lease),
-# from the repo root, with a bundle from deploy/offline/pack.sh at BUNDLE (default .dev):
+# The GPU checks of issue 5 on a lent GPU machine (no internet, a short lease), run from the
+# repo root, with a bundle from deploy/offline/pack.sh at BUNDLE (default .dev):
 #
-#   STEPS="tests throughput share overhead reproduce" bash bench/gpu_session.sh
+#   DEEPNETS_GIT_COMMIT=<sha> STEPS="tests throughput share overhead" bash bench/gpu_session.sh
+#   DEEPNETS_GIT_COMMIT=<sha> STEPS=reproduce REPRO_S=480 bash bench/gpu_session.sh
 #
-# Steps, each logged to $OUT/session.log (OUT: where output is kept, default ./gpu-session):
-#   tests       pytest -m gpu: the captured training step against eager steps, GoogLeNet, a
-#               whole `deepnets train --gpu --compile step_graph` run
-#   throughput  bench/throughput.py: eager vs channels_last vs bf16 vs compile=$COMPILE
-#   share       bench/gpu_share.py: processes sharing the GPU, eager and compile=$COMPILE
-#   share-mps   (not in the default STEPS) the same under NVIDIA MPS, if the machine runs it
+# A device call lasts at most 600 s: the first line's steps (estimated 5-6 min: not yet timed)
+# and a reproduction make two calls. Everything unpacked or trained stays outside the
+# repository (DEST, RUNS), so a later call on the same warm machine finds it even if it carries
+# the bundle again (a carried folder replaces its copy there), and `reproduce` resumes.
+#
+# Steps, each logged to $OUT/session.log (OUT: what comes back, default ./gpu-session):
+#   tests       pytest -m gpu: the captured training step against eager steps, GoogLeNet,
+#               a failed capture, a whole `deepnets train --gpu --compile step_graph` run
+#   throughput  bench/throughput.py: NCHW, channels_last, bf16 and compile=$COMPILE
+#   share       bench/gpu_share.py: resnet18 processes sharing the GPU, eager and $COMPILE
+#   share-mps   the graphed sharing under NVIDIA MPS (processes' kernels side by side instead
+#               of in turns), if the machine runs it; not in the default STEPS
 #   overhead    bench/overhead.py --device cuda: bare loop vs engine vs Ray Train
-#   reproduce   jobs/reproduce.py --fidelity $FIDELITY --together for at most $REPRO_S seconds
-#               (SIGINT: it saves; the same call again resumes), then its report and the
-#               per-trial rates (bench/run_rate.py); runs kept in $BUNDLE/runs across calls
+#   reproduce   jobs/reproduce.py --fidelity $FIDELITY --together, stopped by SIGINT after
+#               REPRO_S seconds (it saves; the same step again resumes), then the report
+#               and the per-trial phases (bench/run_rate.py --phases)
 # Settings: COMPILE (step_graph), FIDELITY (full_graphed), SPACES (all six), REPRO_S (300),
-# MODELS (resnet18,vgg16,googlenet,resnet101), DEEPNETS_GIT_COMMIT (the commit being measured:
-# the device gets the tree without .git).
+# MODELS (resnet18,vgg16,googlenet,resnet101), DEST (/tmp/deepnets-offline), RUNS
+# (/tmp/deepnets-runs), DEEPNETS_GIT_COMMIT (the commit measured: the device gets no .git).
 set -uo pipefail
 
 bundle=${BUNDLE:-.dev}
 out=${OUT:-gpu-session}
-steps=${STEPS:-tests throughput share overhead reproduce}
+steps=${STEPS:-tests throughput share overhead}
 compile=${COMPILE:-step_graph}
 fidelity=${FIDELITY:-full_graphed}
 spaces=${SPACES:-mnist_resnet,mnist_googlenet,mnist_vgg,cifar10_resnet,cifar10_vgg,cifar10_googlenet}
 models=${MODELS:-resnet18,vgg16,googlenet,resnet101}
+runs=${RUNS:-/tmp/deepnets-runs}
 mkdir -p "$out"
 log=$out/session.log
 export PYTHONUNBUFFERED=1 DEEPNETS_GIT_COMMIT=${DEEPNETS_GIT_COMMIT:-unknown}
-eval "$(bash deploy/offline/install.sh "$bundle")" || exit 1
+settings=$(bash deploy/offline/install.sh "$bundle" "${DEST:-/tmp/deepnets-offline}") || exit 1
+eval "$settings"
+
+pack_report() {  # the device tool brings back files at most 2 folders down: one archive
+    if [ -d "$out/report" ]; then
+        tar czf "$out/report.tar.gz" -C "$out" report && rm -rf "$out/report"
+    fi
+}
+trap pack_report EXIT
 
 step() {  # run one named step's command, timed, into the log
     echo "=== $1 ($(date -u +%H:%M:%S))" | tee -a "$log"
@@ -39,22 +55,33 @@ step() {  # run one named step's command, timed, into the log
     echo "=== rc ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$log"
 }
 
-with_mps() {  # run "$@" with NVIDIA MPS, so processes' kernels run side by side, not in
-    # turns; the daemon is this call's own (pipes under /tmp) and quits after; GPU settings
-    # (compute mode, MIG) are left as they are
+with_mps() {  # run "$@" under this call's own MPS daemon (pipes under /tmp), quit after even
+    # if the command is killed; the GPU's settings (compute mode, MIG) are left as they are
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
     mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
     if nvidia-cuda-mps-control -d; then
+        trap 'echo quit | nvidia-cuda-mps-control; pack_report' EXIT
         "$@"
         echo quit | nvidia-cuda-mps-control
+        trap pack_report EXIT
     else
         echo "MPS did not start" | tee -a "$log"
     fi
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
 }
 
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
-    "import torch, ray; print('torch', torch.__version__, 'ray', ray.__version__)"; } >> "$log"
+reproduce() {
+    step reproduce timeout -s INT -k 60 "${REPRO_S:-300}" python3 jobs/reproduce.py \
+        --fidelity "$fidelity" --together --storage "$runs" --spaces "$spaces" \
+        --out "$out/report"
+    step report python3 jobs/report.py "$runs"/repro-"$fidelity"-* --out "$out/report"
+    step rates python3 bench/run_rate.py --phases "$runs"/repro-"$fidelity"-*
+}
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c "import torch, ray; print('torch', torch.__version__, 'ray', ray.__version__)"
+} 2>&1 | tee -a "$log"
 for name in $steps; do
     case $name in
     tests) step tests python3 -m pytest -q -m gpu -p no:cacheprovider tests ;;
@@ -67,15 +94,7 @@ for name in $steps; do
     share-mps) with_mps step share-mps python3 bench/gpu_share.py --models resnet18 \
         --procs 1,3,5 --seconds 5 --compile "$compile" ;;
     overhead) step overhead python3 bench/overhead.py --device cuda --epochs 4 ;;
-    reproduce)
-        runs=$bundle/runs
-        step reproduce timeout -s INT "${REPRO_S:-300}" python3 jobs/reproduce.py \
-            --fidelity "$fidelity" --together --storage "$runs" --spaces "$spaces" \
-            --out "$out/report"
-        step report python3 jobs/report.py "$runs"/repro-"$fidelity"-* --out "$out/report"
-        step rates python3 bench/run_rate.py --phases "$runs"/repro-"$fidelity"-* ;;
+    reproduce) reproduce ;;
     *) echo "unknown step $name" | tee -a "$log" ;;
     esac
 done
-# The device tool brings back at most 8 files, 2 folders down: the report goes as one archive.
-if [ -d "$out/report" ]; then tar czf "$out/report.tar.gz" -C "$out" report && rm -rf "$out/report"; fi

@@ -10,13 +10,15 @@ algorithms) the step is captured once and every later batch of the same shape re
 What capture needs, and `TrainConfig` checks before any run starts: one worker (DDP's
 all-reduce is not captured), a constant learning rate (the captured optimizer step keeps the lr
 it was captured with) and no fp16 (GradScaler reads its inf check back every step). Adam, AdamW
-and RMSprop are switched to `capturable` (their step counters move to the GPU). Off a GPU, and for
-a batch of another shape than the captured one, the same step runs eagerly.
+and RMSprop are switched to `capturable` (their step counters move to the GPU). Off a GPU, for a
+batch of another shape than the captured one, and after a capture that failed (with one line on
+stderr saying why), the same step runs eagerly.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 
 import torch
@@ -37,44 +39,72 @@ class GraphedStep:
         self.inputs: tuple[torch.Tensor, torch.Tensor] = ()
         self.outputs: tuple[torch.Tensor, torch.Tensor] = ()
         self.eager_steps = 0
+        self.warm_batch: tuple | None = None  # the shapes and types the warm-up steps saw
+        self.failed = False  # capture raised: every step stays eager
         self.stream: torch.cuda.Stream | None = None  # warm-up and capture share one stream
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor):
-        if self.graph is None and images.is_cuda and self.eager_steps >= self.warmup:
-            self._capture(images, targets)
-        if self.graph is not None and images.shape == self.inputs[0].shape:
+        batch = batch_kind(images, targets)
+        if self.graph is not None and batch == self.warm_batch:
             self.inputs[0].copy_(images)
             self.inputs[1].copy_(targets)
             self.graph.replay()
             return self.outputs
-        self.eager_steps += 1
         if not images.is_cuda:
+            self.eager_steps += 1
             return self.step(images, targets)
+        if self._ready_to_capture(batch) and self._capture(images, targets):
+            return self(images, targets)  # recording ran nothing: replay it for this batch
+        self.eager_steps += 1
+        self.warm_batch = batch if self.graph is None else self.warm_batch
         return self._on_side_stream(images, targets)
 
+    def _ready_to_capture(self, batch: tuple) -> bool:
+        """Enough warm-up steps, the last of them on a batch like this one (the last training
+        batch of an epoch can be smaller: it is not the one to capture)."""
+        warm = self.eager_steps >= self.warmup and batch == self.warm_batch
+        return self.graph is None and not self.failed and warm
+
     def _on_side_stream(self, images: torch.Tensor, targets: torch.Tensor):
-        """A warm-up step on the stream capture will use, so that the lazy set-up it triggers
+        """An eager step on the stream capture uses, so that the lazy set-up it triggers
         (cuBLAS workspaces, the autograd engine's streams) is done for that stream before
         capture, where it may not run; then waited for: a few waits per run."""
-        self.stream = self.stream or torch.cuda.Stream()
-        self.stream.wait_stream(torch.cuda.current_stream())
+        self.stream = self.stream or torch.cuda.Stream(images.device)
+        self.stream.wait_stream(torch.cuda.current_stream(images.device))
         with torch.cuda.stream(self.stream):
             outputs = self.step(images, targets)
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(images.device)
         return outputs
 
-    def _capture(self, images: torch.Tensor, targets: torch.Tensor) -> None:
-        """Record one step on static copies of this batch; recording runs no kernel, so the
-        caller replays the graph for this batch right after."""
+    def _capture(self, images: torch.Tensor, targets: torch.Tensor) -> bool:
+        """Record one step on static copies of this batch. If recording fails (an operation
+        that cannot be captured), say so once and train eagerly from then on."""
         set_capturable(self.optimizer, True)
         self.inputs = (images.clone(), targets.clone())
         graph = torch.cuda.CUDAGraph()
-        # thread_local: Ray's own threads in this process may make CUDA calls meanwhile.
-        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-            # The step's zero_grad(set_to_none=True) leaves no gradient for backward to add to,
-            # so every replay writes fresh gradients into the graph's own memory.
-            self.outputs = self.step(*self.inputs)
+        try:
+            # thread_local: Ray's own threads in this process may make CUDA calls meanwhile.
+            with (
+                torch.cuda.device(images.device),
+                torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"),
+            ):
+                # The step's zero_grad(set_to_none=True) leaves no gradient for backward to add
+                # to, so every replay writes fresh gradients into the graph's own memory.
+                self.outputs = self.step(*self.inputs)
+        except RuntimeError as error:
+            self.failed, self.inputs, self.outputs = True, (), ()
+            set_capturable(self.optimizer, False)
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else "?"
+            print(f"compile step_graph: capture failed, training eagerly: {first_line}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return False
         self.graph = graph
+        return True
+
+
+def batch_kind(images: torch.Tensor, targets: torch.Tensor) -> tuple:
+    """What a captured graph is specific to: the shapes, dtypes and devices of its inputs."""
+    return tuple((t.shape, t.dtype, t.device) for t in (images, targets))
 
 
 def set_capturable(optimizer: torch.optim.Optimizer, on: bool) -> None:

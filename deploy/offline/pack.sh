@@ -10,17 +10,16 @@
 #
 # Run it where PyPI answers. HAVE lists the packages the target already has, one name per line
 # (`python3 -m pip list --format=freeze` there; default: deploy/offline/device-image.txt, the
-# GPU image this project was lent). On the target: deploy/offline/install.sh OUT.
+# GPU image this project was lent). On the target: deploy/offline/install.sh OUT [DEST].
 # Environment: PYTHON_VERSION (3.12), RAY_VERSION (2.60.0), DATA_ROOT (../shared/datasets).
 set -euo pipefail
 
-out=${1:?usage: pack.sh OUT [HAVE]}
+out=$(mkdir -p "${1:?usage: pack.sh OUT [HAVE]}/wheels" && cd "$1" && pwd)  # absolute: we cd
 here=$(cd "$(dirname "$0")" && pwd)
 have=${2:-$here/device-image.txt}
 py=${PYTHON_VERSION:-3.12}
 ray_version=${RAY_VERSION:-2.60.0}
 data_root=${DATA_ROOT:-$here/../../../shared/datasets}
-mkdir -p "$out/wheels"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
