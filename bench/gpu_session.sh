@@ -19,8 +19,9 @@
 #               of in turns), if the machine runs it; not in the default STEPS
 #   overhead    bench/overhead.py --device cuda: bare loop vs engine vs Ray Train
 #   reproduce   jobs/reproduce.py --fidelity $FIDELITY --together, stopped by SIGINT after
-#               REPRO_S seconds (it saves; the same step again resumes), then the report
-#               and the per-trial phases (bench/run_rate.py --phases)
+#               REPRO_S seconds (it saves; the same step again resumes), then the report,
+#               the images/s of all trials together with the time that projects for the
+#               40 rows' 20.7 M images, and the per-trial phases (bench/run_rate.py)
 # Settings: COMPILE (step_graph), FIDELITY (full_graphed), SPACES (all six), REPRO_S (300),
 # MODELS (resnet18,vgg16,googlenet,resnet101), DEST (/tmp/deepnets-offline), RUNS
 # (/tmp/deepnets-runs), DEEPNETS_GIT_COMMIT (the commit measured: the device gets no .git).
@@ -75,7 +76,9 @@ reproduce() {
         --fidelity "$fidelity" --together --storage "$runs" --spaces "$spaces" \
         --out "$out/report"
     step report python3 jobs/report.py "$runs"/repro-"$fidelity"-* --out "$out/report"
-    step rates python3 bench/run_rate.py --phases "$runs"/repro-"$fidelity"-*
+    # The six report spaces at full fidelity train 20.7 M images (40 rows): the projection.
+    step rates python3 bench/run_rate.py --total-images 20.7e6 "$runs"/repro-"$fidelity"-*
+    step phases python3 bench/run_rate.py --phases "$runs"/repro-"$fidelity"-*
 }
 
 {

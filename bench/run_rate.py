@@ -2,6 +2,7 @@
 and the training images per second of all trials together, read from the files runs leave.
 
     python bench/run_rate.py runs/repro-full-mnist_resnet runs/repro-full-cifar10_vgg ...
+                             [--total-images 20.7e6]
 
 Per trial: when its Train worker process started, its first training step and its last epoch
 report (seconds after the earliest worker start), the epochs it reported and its median
@@ -131,6 +132,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", type=Path)
     parser.add_argument("--phases", action="store_true", help="where each trial's time went")
+    parser.add_argument(
+        "--total-images",
+        type=float,
+        help="also say how long this many training images take at the rate measured (the six "
+        "report spaces at full fidelity: 20.7e6)",
+    )
     args = parser.parse_args()
     if args.phases:
         return print_phases(args.experiments)
@@ -148,6 +155,9 @@ def main() -> int:
     span = max(row["last_report"] for row in rows) - min(row["first_step"] for row in rows)
     print(f"\n{len(rows)} trials trained {images / 1e6:.2f} M images in {span:.0f} s: ", end="")
     print(f"{images / span:,.0f} images/s together (first step to last report)")
+    if args.total_images:
+        minutes = args.total_images / (images / span) / 60
+        print(f"{args.total_images / 1e6:.1f} M training images at that rate: {minutes:.1f} min")
     return 0
 
 
