@@ -29,6 +29,7 @@ from deepnets.engine import compiled, cross_entropy, evaluate, train_one_epoch, 
 from deepnets.metrics import Counts, per_class_report, segmentation_report, split_metrics
 from deepnets.models import create_configured_model
 from deepnets.optim import build_optimizer, build_scheduler
+from deepnets.quiet_exit import while_training
 from deepnets.runlog import (
     TEST_REPORT_FILE,
     TensorBoardLog,
@@ -148,6 +149,7 @@ def test_report(cfg: TrainConfig, data: Datasets, test: Counts, threads: dict, n
     }
 
 
+@while_training()  # stopped mid-step (ASHA, an abort), the process ends quietly
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     timeline = Timeline()
     cfg = TrainConfig.model_validate(config)  # [0] the one place the dict becomes typed
