@@ -81,9 +81,9 @@ def eval_batch_size(cfg: TrainConfig, data: Datasets, device: torch.device) -> i
     bound by launching kernels, so evaluation takes up to 16x as many images at once, fewer at
     high resolution (at most 2**24 pixels a batch, to bound activation memory: 1,024 at 32 px,
     334 at 224 px). Eval-mode BatchNorm makes the results independent of the batch size."""
-    batch = cfg.batch_size_per_worker
     if cfg.eval_batch_size is not None:
         return cfg.eval_batch_size
+    batch = cfg.batch_size_per_worker
     if device.type != "cuda" or cfg.task == "segmentation":  # masks: sizes vary, memory too
         return batch
     side = cfg.data.resolution or data.native_size
