@@ -19,10 +19,14 @@
 #               of in turns), if the machine runs it; not in the default STEPS
 #   overhead    bench/overhead.py --device cuda: bare loop vs engine vs Ray Train
 #   reproduce   jobs/reproduce.py --fidelity $FIDELITY --together, stopped by SIGINT after
-#               REPRO_S seconds (it saves; the same step again resumes), then the report,
+#               REPRO_S seconds, or earlier so that the whole script ends by DEADLINE_S
+#               seconds after its start (it saves; the same step again resumes), then the report,
 #               the images/s of all trials together with the time that projects for the
 #               40 rows' 20.7 M images, and the per-trial phases (bench/run_rate.py)
 # Settings: COMPILE (step_graph), FIDELITY (full_graphed), SPACES (all six), REPRO_S (300),
+# DEADLINE_S (none: for one call holding every step, a little under the call's timeout),
+# SHARE_EAGER (the eager processes counts, 1,5; empty skips them), SHARE_PROCS (1,2,3),
+# TESTS_S, THROUGHPUT_S, OVERHEAD_S (each step's time limit, 240 s),
 # MODELS (resnet18,vgg16,googlenet,resnet101), DEST (/tmp/deepnets-offline), RUNS
 # (/tmp/deepnets-runs), DEEPNETS_GIT_COMMIT (the commit measured: the device gets no .git).
 set -uo pipefail
@@ -71,8 +75,24 @@ with_mps() {  # run "$@" under this call's own MPS daemon (pipes under /tmp), qu
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
 }
 
+repro_seconds() {  # REPRO_S, less whatever would run past DEADLINE_S (leaving 60 s for the
+    # sweep to save after SIGINT and 45 s for the report and rates)
+    local seconds=${REPRO_S:-300}
+    if [ -n "${DEADLINE_S:-}" ]; then
+        local left=$((DEADLINE_S - SECONDS - 105))
+        [ "$left" -lt "$seconds" ] && seconds=$left
+    fi
+    echo "$seconds"
+}
+
 reproduce() {
-    step reproduce timeout -s INT -k 60 "${REPRO_S:-300}" python3 jobs/reproduce.py \
+    local seconds
+    seconds=$(repro_seconds)
+    if [ "$seconds" -lt 60 ]; then
+        echo "=== reproduce skipped: ${seconds} s left before DEADLINE_S" | tee -a "$log"
+        return
+    fi
+    step reproduce timeout -s INT -k 60 "$seconds" python3 jobs/reproduce.py \
         --fidelity "$fidelity" --together --storage "$runs" --spaces "$spaces" \
         --out "$out/report"
     step report python3 jobs/report.py "$runs"/repro-"$fidelity"-* --out "$out/report"
@@ -87,16 +107,22 @@ reproduce() {
 } 2>&1 | tee -a "$log"
 for name in $steps; do
     case $name in
-    tests) step tests python3 -m pytest -q -m gpu -p no:cacheprovider tests ;;
-    throughput) step throughput python3 bench/throughput.py --models "$models" \
-        --compile-mode "$compile" --steps 30 ;;
+    tests) step tests timeout -k 10 "${TESTS_S:-240}" \
+        python3 -m pytest -q -m gpu -p no:cacheprovider tests ;;
+    throughput) step throughput timeout -k 10 "${THROUGHPUT_S:-240}" \
+        python3 bench/throughput.py --models "$models" --compile-mode "$compile" --steps 30 ;;
     share)
-        step share-eager python3 bench/gpu_share.py --models resnet18 --procs 1,5 --seconds 5
-        step "share-$compile" python3 bench/gpu_share.py --models resnet18 --procs 1,2,3 \
+        if [ -n "${SHARE_EAGER-1,5}" ]; then
+            step share-eager python3 bench/gpu_share.py --models resnet18 \
+                --procs "${SHARE_EAGER-1,5}" --seconds 5
+        fi
+        step "share-$compile" python3 bench/gpu_share.py --models resnet18 \
+            --procs "${SHARE_PROCS:-1,2,3}" \
             --seconds 5 --compile "$compile" ;;
     share-mps) with_mps step share-mps python3 bench/gpu_share.py --models resnet18 \
         --procs 1,3,5 --seconds 5 --compile "$compile" ;;
-    overhead) step overhead python3 bench/overhead.py --device cuda --epochs 4 ;;
+    overhead) step overhead timeout -k 10 "${OVERHEAD_S:-240}" \
+        python3 bench/overhead.py --device cuda --epochs 4 ;;
     reproduce) reproduce ;;
     *) echo "unknown step $name" | tee -a "$log" ;;
     esac
