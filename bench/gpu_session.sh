@@ -122,7 +122,7 @@ for name in $steps; do
     share-mps) with_mps step share-mps python3 bench/gpu_share.py --models resnet18 \
         --procs 1,3,5 --seconds 5 --compile "$compile" ;;
     overhead) step overhead timeout -k 10 "${OVERHEAD_S:-240}" \
-        python3 bench/overhead.py --device cuda --epochs 4 ;;
+        python3 bench/overhead.py --device cuda --epochs 10 ;;
     reproduce) reproduce ;;
     *) echo "unknown step $name" | tee -a "$log" ;;
     esac
