@@ -69,11 +69,20 @@ def run_trial(
 def report_finished_run(cfg: TrainConfig) -> bool:
     """A trial whose run already finished is not trained again: Tune saves its own state every
     few seconds, so a driver killed just after a trial ended resumes it as unfinished."""
-    record, history = read_json(cfg.run_dir / RUN_FILE), read_history(cfg.run_dir)
-    if not fit_returned(record) or not history or history[-1]["epoch"] != cfg.epochs:
+    last = final_epoch(read_json(cfg.run_dir / RUN_FILE), read_history(cfg.run_dir), cfg.epochs)
+    if last is None:
         return False
-    tune.report(history[-1])  # the final epoch's numbers, so Tune ranks the trial as before
+    tune.report(last)  # the final epoch's numbers, so Tune ranks the trial as before
     return True
+
+
+def final_epoch(record: dict, history: list[dict], epochs: int) -> dict | None:
+    """The last epoch's row of a run that is done: its fit() returned, and it trained all its
+    epochs or stopped because its weights were no longer finite. None for any other run."""
+    if not fit_returned(record) or not history:
+        return None
+    last = history[-1]
+    return last if last["epoch"] == epochs or last.get("weights_finite") is False else None
 
 
 def fit_returned(record: dict) -> bool:

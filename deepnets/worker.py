@@ -90,13 +90,24 @@ def eval_batch_size(cfg: TrainConfig, data: Datasets, device: torch.device) -> i
     return max(batch, min(16 * batch, 2**24 // (side * side)))
 
 
-def epoch_row(epoch, lr, train: Counts, seconds: float, val: dict) -> dict[str, Any]:
+def weights_finite(model: nn.Module) -> bool:
+    """Whether every weight is still a finite number, on every rank. A NaN or infinite weight
+    stays so whatever the optimizer does (any update of NaN is NaN), so a run that has one has
+    diverged for good: its later epochs would only spend time (GPU places, in a sweep)."""
+    finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all().int()
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def epoch_row(epoch, lr, train: Counts, seconds: float, val: dict, finite: bool) -> dict[str, Any]:
     return {
         "epoch": epoch,
         "lr": lr,
         "train_loss": train.loss,
         "train_accuracy": train.accuracy,
         "nonfinite_steps": train.nonfinite_steps,
+        "weights_finite": finite,
         "epoch_seconds": seconds,
         "images_per_second": train.images / seconds if seconds > 0 else 0.0,
     } | val
@@ -224,7 +235,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )  # fmt: skip
         sync_buffers(model)
         val = evaluated(val_batches, "val")[1] if val_batches is not None else {}
-        row = epoch_row(epoch, lr, counts.reduced(), seconds, val)
+        finite = weights_finite(model)
+        row = epoch_row(epoch, lr, counts.reduced(), seconds, val, finite)
         last = epoch == cfg.epochs
         if last:  # [5] the held-out test set, once, with the final weights
             test, test_row = evaluated(test_batches, "test")
@@ -246,5 +258,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             save_checkpoint(state, row)
         else:
             ray.train.report(row, checkpoint=None)
+        if not finite:  # diverged for good: the report calls it so from the epochs so far
+            if rank == 0:
+                print(f"epoch {epoch}: weights are no longer finite; stopping", file=sys.__stdout__)
+            break
     if tb is not None:
         tb.close()

@@ -141,7 +141,19 @@ def test_mean_and_std_for_known_inputs():
     assert summarise([_record("running", 0.5, epochs=6, target=10)]).epochs == "6/10"
 
 
-def test_divergence_is_nonfinite_loss_or_chance_accuracy_to_the_end():
+def test_a_resumed_sweep_counts_runs_that_stopped_on_nonfinite_weights_as_done():
+    from deepnets.sweep import final_epoch
+
+    done, running = {"status": "finished"}, {"status": "running"}
+    rows = [{"epoch": 1, "weights_finite": True}, {"epoch": 2, "weights_finite": True}]
+    assert final_epoch(done, rows, epochs=2) == rows[-1]
+    assert final_epoch(done, rows[:1], epochs=2) is None  # cut short: trains on when resumed
+    assert final_epoch(running, rows, epochs=2) is None  # fit() never returned
+    broken = [{"epoch": 1, "weights_finite": False}]
+    assert final_epoch(done, broken, epochs=3) == broken[0]
+
+
+def test_divergence_is_nonfinite_loss_or_weights_or_chance_accuracy_to_the_end():
     ok = [{"epoch": 1, "train_loss": 1.0, "val_accuracy": 0.5}]
     assert diverged_at(ok, 10) is None
     nan = [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": None}]
@@ -156,3 +168,6 @@ def test_divergence_is_nonfinite_loss_or_chance_accuracy_to_the_end():
     assert diverged_at(recovered, 10) is None
     assert diverged_at(stuck, 10, finished=False) is None  # cut short by ASHA: not judged
     assert diverged_at(nan, 10, finished=False) == 2
+    # NaN weights after the epoch's last step (its loss still finite): the run stopped there.
+    broken = ok + [{"epoch": 2, "train_loss": 1.0, "weights_finite": False}]
+    assert diverged_at(broken, 10, finished=False) == 2

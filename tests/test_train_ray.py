@@ -12,6 +12,7 @@ from deepnets.data import load_datasets, make_loader
 from deepnets.engine import evaluate
 from deepnets.launch import run_training
 from deepnets.models import create_configured_model
+from deepnets.results.collect import diverged_at
 from deepnets.runlog import RUN_FILE, TEST_REPORT_FILE, TIMELINE_FILE, read_history
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,7 @@ def test_ddp_run_reports_global_metrics_checkpoints_and_resumes(ray_session, tmp
 
     history = read_history(run_dir)
     assert [row["epoch"] for row in history] == [1, 2]
+    assert all(row["weights_finite"] is True for row in history)
     assert history[1]["train_loss"] < history[0]["train_loss"]
     assert history[1]["val_accuracy"] > 0.3  # well above chance (10 classes) after two epochs
 
@@ -81,6 +83,22 @@ def test_ddp_run_reports_global_metrics_checkpoints_and_resumes(ray_session, tmp
     assert [row["epoch"] for row in history3] == [1, 2, 3]
     assert history3[:2] == history  # the first two epochs were not trained again
     assert load_state(latest_checkpoint_dir(run_dir))["epoch"] == 3
+
+
+def test_a_run_whose_weights_turn_nonfinite_stops_there_on_every_rank(ray_session, tmp_path):
+    """A NaN weight stays NaN, so training on only spends time: both DDP ranks stop after the
+    epoch that broke the weights (neither waits on the other), the run ends without error, and
+    its history says why, which the results call diverged."""
+    settings = [*SETTINGS, "model.name=vgg11", "model.options.batch_norm=none", "optim.lr=100"]
+    settings += ["epochs=3", f"output_dir={tmp_path}", "name=nan"]  # NaN within 18 steps
+    summary = run_training(load_config(None, settings))
+    assert summary.error is None and summary.epochs_done == 1
+    (row,) = read_history(tmp_path / "nan")
+    assert row["weights_finite"] is False
+    assert diverged_at([row], num_classes=10, finished=False) == 1
+    assert not (tmp_path / "nan" / TEST_REPORT_FILE).exists()  # no test of broken weights
+    record = json.loads((tmp_path / "nan" / RUN_FILE).read_text())
+    assert record["status"] == "finished"
 
 
 def test_compiled_run_saves_plain_weights_that_an_eager_run_resumes(ray_session, tmp_path):

@@ -71,11 +71,16 @@ def finite(value) -> bool:
 
 
 def diverged_at(history: list[dict], num_classes: int, *, finished: bool = True) -> int | None:
-    """First epoch of a run that never recovered: a non-finite loss, or (for a run that trained
-    all its epochs) validation accuracy stuck at chance level through the final epoch. A run
-    cut short by ASHA at chance level had not finished learning: it is "stopped early"."""
+    """First epoch of a run that never recovered: a non-finite loss or weights (such a run stops
+    there), or (for a run that trained all its epochs) validation accuracy stuck at chance level
+    through the final epoch. A run cut short by ASHA at chance level had not finished learning:
+    it is "stopped early"."""
     for row in history:
-        if not finite(row.get("train_loss")) or row.get("nonfinite_steps"):
+        if (
+            not finite(row.get("train_loss"))
+            or row.get("nonfinite_steps")
+            or row.get("weights_finite") is False
+        ):
             return row["epoch"]
     if not finished:
         return None
