@@ -5,8 +5,8 @@
 
 `full` is the report's settings for one GPU machine (several trials share the GPU);
 `full_compiled` the same rows compiled, two trials per GPU; `full_graphed` the same rows with
-each training step replayed as one CUDA graph, three trials per GPU; `proxy` is the 2-core CPU
-version.
+each training step replayed as one CUDA graph in bf16, five trials per GPU; `proxy` is the
+2-core CPU version.
 The sweeps run one after another in one Ray session, or all at once with --together;
 re-running the command resumes an interrupted sweep and skips finished ones.
 Wall times per sweep and in total go to <out>/reproduction.json, next to the report

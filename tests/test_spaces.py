@@ -146,22 +146,27 @@ def test_fidelity_scales_epochs_and_sets_resources(tmp_path):
     assert plan.experiment_dir == Location(tmp_path / "x")
 
 
-FAST_PROFILES = {"full_compiled": ("reduce-overhead", 0.5), "full_graphed": ("step_graph", 0.33)}
+FAST_PROFILES = {  # profile -> (compile, GPU per trial, precision)
+    "full_compiled": ("reduce-overhead", 0.5, "fp32"),
+    "full_graphed": ("step_graph", 0.2, "bf16"),
+}
 
 
 @pytest.mark.parametrize("profile", FAST_PROFILES)
 @pytest.mark.parametrize("path", REPORT_SPACES, ids=[p.name for p in REPORT_SPACES])
 def test_fast_gpu_profiles_are_full_plus_how_it_runs(path, profile, tmp_path):
     """The compiled and graphed GPU profiles train exactly the `full` rows, only compiled (or
-    graphed) and with fewer trials per GPU, so that their tables compare with full's row by
-    row; the driver validated every trial (step_graph: one worker, a constant lr)."""
+    graphed, in bf16) and with another number of trials per GPU, so that their tables compare
+    with full's row by row; the driver validated every trial (step_graph: one worker, a
+    constant lr)."""
     full = plan_sweep(path, fidelity="full", storage=str(tmp_path), name=None)
     fast = plan_sweep(path, fidelity=profile, storage=str(tmp_path), name=None)
     assert fast.configs.keys() == full.configs.keys()
     assert fast.scheduler == full.scheduler  # FIFO: every row to the end
-    how = {"compile", "gpus_per_worker", "cpus_per_worker"}  # how it runs, not what it trains
+    how = {"compile", "gpus_per_worker", "cpus_per_worker", "precision"}  # not what it trains
     for variant, cfg in fast.configs.items():
-        assert (cfg["compile"], cfg["gpus_per_worker"]) == FAST_PROFILES[profile], variant
+        how_it_runs = (cfg["compile"], cfg["gpus_per_worker"], cfg["precision"])
+        assert how_it_runs == FAST_PROFILES[profile], variant
         assert {k: v for k, v in cfg.items() if k not in how} == {
             k: v for k, v in full.configs[variant].items() if k not in how
         }
