@@ -34,6 +34,7 @@ from deepnets.runlog import (
 )
 from deepnets.storage import Location
 from deepnets.sweep_plan import SweepPlan, trial_config, write_plan
+from deepnets.trial_order import longest_first
 from deepnets.trial_watch import TrialWatch, forget_trials, unfinished_trials
 
 # The trial's own process only waits on fit(): it holds no CPU (a placement-group bundle cannot
@@ -187,7 +188,7 @@ def build_tuner(
             str(plan.experiment_dir), trainable, resume_unfinished=True, resume_errored=True
         )
     param_space: dict[str, Any] = {
-        "variant": tune.grid_search(list(plan.configs)),
+        "variant": tune.grid_search(longest_first(plan.configs, plan.scheduler.type)),
         "seed": tune.grid_search(space.seeds),
     }
     if space.search:

@@ -27,14 +27,19 @@ sys.path.insert(0, str(ROOT))
 
 from deepnets.cli import INTERRUPTED  # noqa: E402
 from deepnets.cli import main as deepnets  # noqa: E402
+from deepnets.errors import ConfigError  # noqa: E402
 from deepnets.interrupts import ChildInterrupts  # noqa: E402
 from deepnets.runlog import RESULTS_FILE  # noqa: E402
 from deepnets.storage import Location  # noqa: E402
+from deepnets.sweep_plan import plan_sweep  # noqa: E402
+from deepnets.trial_order import total_cost  # noqa: E402
 
 INTERRUPTED_NOTE = (
     "interrupted: the sweeps saved their state (their logs: {logs}); "
     "run the same command again to continue them"
 )
+
+STAGGER_S = 3  # between sweep starts under --together: the heavier asks for places first
 
 SPACES = [
     f"report_{dataset}_{family}"
@@ -88,7 +93,7 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
     together, the other spaces' trials fill it. Logs go to <out>/logs/<space>.log. Ctrl-C:
     the sweeps save and stop, and this process waits for them (deepnets/interrupts.py)."""
     start = time.perf_counter()
-    to_run = {space: sweep_argv(space, args) for space in args.spaces}
+    to_run = {space: sweep_argv(space, args) for space in heaviest_first(args)}
     done = {space: (experiment, 0, 0.0) for space, (experiment, argv) in to_run.items() if not argv}
     if len(done) == len(to_run):
         return done
@@ -99,6 +104,8 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
         env = sweep_environment()
         for space, (experiment, argv) in to_run.items():
             if argv and not interrupts.interrupted:  # one stopped while starting stays unstarted
+                if running:  # let the one before ask for its places first
+                    time.sleep(STAGGER_S)
                 running[space] = (experiment, start_sweep(space, argv, env, args.out / "logs"))
         wait_for_sweeps(running, done, interrupts, start)
     finally:
@@ -108,6 +115,23 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
         print(INTERRUPTED_NOTE.format(logs=args.out / "logs"), file=sys.stderr, flush=True)
         return {"interrupted": ("", INTERRUPTED, 0.0)}
     return done
+
+
+def heaviest_first(args: argparse.Namespace) -> list[str]:
+    """The spaces to run together, the one with the most training first: its sweep starts
+    first, asks for GPU places first and (its trials longest first, deepnets/trial_order.py)
+    starts ResNet101 early rather than at the end. A space that does not plan keeps its place:
+    its sweep reports the problem."""
+
+    def cost(space: str) -> float:
+        path = ROOT / "tune_spaces" / f"{space}.yaml"
+        try:
+            plan = plan_sweep(path, fidelity=args.fidelity, storage=args.storage, name=None)
+        except ConfigError:
+            return 0.0
+        return total_cost(plan.configs)
+
+    return sorted(args.spaces, key=lambda space: -cost(space))
 
 
 def wait_for_sweeps(running: dict, done: dict, interrupts: ChildInterrupts, start: float) -> None:

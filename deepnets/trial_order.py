@@ -1,0 +1,48 @@
+"""Which trials start first when every trial runs to its end (FIFO): the longest.
+
+Under FIFO the order cannot change any result, only when the last trial ends. Started last,
+a long trial (ResNet101: ~5 ResNet18s) trains on alone at the end while the GPU places it does
+not use stand idle; started first, it overlaps with everything else. Under ASHA the space's
+own order stays: which trials report first shapes ASHA's decisions.
+
+No torch here: the sweep driver orders its trials without importing it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Training time per image relative to resnet18 at the same input size, only for ordering.
+# Measured on an H100 (one graphed process, batch 64, 32 px; BENCHMARKS.md "Fourth run"):
+# vgg16 0.7, resnet101 4.9; on an H200 (eager, channels_last, 32 px): googlenet 2.5. The rest
+# are placed between those by depth, unmeasured.
+STEP_COST = {
+    "vgg11": 0.5,
+    "vgg13": 0.6,
+    "vgg16": 0.7,
+    "vgg19": 0.85,
+    "resnet18": 1.0,
+    "resnet34": 1.9,
+    "resnet50": 2.6,
+    "resnet101": 4.9,
+    "resnet152": 7.0,
+    "googlenet": 2.5,
+}
+
+
+def estimated_cost(config: dict[str, Any]) -> float:
+    """A trial's training time in resnet18-epochs at native size (unknown models count 1)."""
+    side = config.get("data", {}).get("resolution") or 1
+    return config["epochs"] * STEP_COST.get(config["model"]["name"], 1.0) * side * side
+
+
+def longest_first(configs: dict[str, dict[str, Any]], scheduler: str) -> list[str]:
+    """The variant ids in the order Tune should start them (ties keep the space's order)."""
+    if scheduler != "fifo":
+        return list(configs)
+    return sorted(configs, key=lambda variant: -estimated_cost(configs[variant]))
+
+
+def total_cost(configs: dict[str, dict[str, Any]]) -> float:
+    """A whole space's training time in the same units: which sweep to start first."""
+    return sum(estimated_cost(config) for config in configs.values())

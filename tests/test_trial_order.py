@@ -1,0 +1,68 @@
+"""Longest trials first under FIFO (only when the last one ends can change), and the heaviest
+report space's sweep started first under `reproduce.py --together`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from deepnets.trial_order import estimated_cost, longest_first, total_cost
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(model: str, epochs: int = 10, resolution: int | None = None) -> dict:
+    return {"model": {"name": model}, "epochs": epochs, "data": {"resolution": resolution}}
+
+
+CONFIGS = {
+    "resnet18": _config("resnet18"),
+    "resnet18-lr0.01": _config("resnet18"),
+    "resnet101": _config("resnet101"),
+    "resnet18-e20": _config("resnet18", epochs=20),
+    "vgg16": _config("vgg16"),
+}
+
+
+def test_fifo_starts_the_longest_first_and_keeps_the_space_order_among_equals():
+    assert longest_first(CONFIGS, "fifo") == [
+        "resnet101",
+        "resnet18-e20",
+        "resnet18",
+        "resnet18-lr0.01",
+        "vgg16",
+    ]
+
+
+def test_asha_keeps_the_space_order():
+    assert longest_first(CONFIGS, "asha") == list(CONFIGS)
+
+
+def test_cost_counts_epochs_model_and_pixels_and_unknown_models_as_resnet18():
+    assert estimated_cost(_config("resnet18", epochs=20)) == 2 * estimated_cost(CONFIGS["resnet18"])
+    assert estimated_cost(_config("resnet18", resolution=64)) == 4 * estimated_cost(
+        _config("resnet18", resolution=32)
+    )
+    assert estimated_cost(_config("timm/some_net")) == estimated_cost(CONFIGS["resnet18"])
+    assert total_cost(CONFIGS) == sum(estimated_cost(c) for c in CONFIGS.values())
+
+
+def _reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "jobs" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_together_starts_the_resnet_spaces_first(tmp_path):
+    """The two spaces holding ResNet101 rows carry the most training: their sweeps start first
+    and (FIFO) start ResNet101 first. A space that does not plan keeps its place."""
+    reproduce = _reproduce()
+    spaces, storage = reproduce.SPACES, str(tmp_path)
+    args = argparse.Namespace(spaces=spaces, fidelity="full_graphed", storage=storage)
+    order = reproduce.heaviest_first(args)
+    assert sorted(order) == sorted(reproduce.SPACES)
+    assert set(order[:2]) == {"report_mnist_resnet", "report_cifar10_resnet"}
+    args.fidelity = "no_such_fidelity"
+    assert reproduce.heaviest_first(args) == reproduce.SPACES
