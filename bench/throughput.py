@@ -113,12 +113,14 @@ def main() -> None:
     width = args.width or (1.0 if device.type == "cuda" else 0.25)
     print(f"device {device}, width {width}, batch {args.batch}; images/s (train / eval)")
     runs = variants(device, None if args.no_compile else args.compile_mode)
-    header = "".join(f"{_label(v):>24}" for v in runs)
+    widths = [max(24, len(_label(v)) + 2) for v in runs]  # labels never run together
+    header = "".join(f"{_label(v):>{w}}" for v, w in zip(runs, widths, strict=True))
     for shape_name, shape in SHAPES.items():
         print(f"\n{shape_name:<12}{header}")
         for name in args.models.split(","):
             cells = [measure(name, shape, width, args.batch, args.steps, device, **v) for v in runs]
-            print(f"{name:<12}" + "".join(f"{t:>11.0f} / {e:<10.0f}" for t, e in cells))
+            text = [f"{t:.0f} / {e:.0f}" for t, e in cells]
+            print(f"{name:<12}" + "".join(f"{c:>{w}}" for c, w in zip(text, widths, strict=True)))
 
 
 def _label(variant: dict) -> str:
