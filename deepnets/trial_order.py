@@ -10,12 +10,17 @@ No torch here: the sweep driver orders its trials without importing it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from deepnets.data.registry import SPECS
+from deepnets.spaces import load_space, pick_fidelity, variant_config
+
 # Training time per image relative to resnet18 at the same input size, only for ordering.
-# Measured on an H100 (one graphed process, batch 64, 32 px; BENCHMARKS.md "Fourth run"):
-# vgg16 0.7, resnet101 4.9; on an H200 (eager, channels_last, 32 px): googlenet 2.5. The rest
-# are placed between those by depth, unmeasured.
+# Measured on an H100 (one process, bf16, the step as one CUDA graph, batch 64, 32 px;
+# BENCHMARKS.md "Fourth run"): vgg16 0.7, resnet101 4.9 (fp32: 0.7 and 5.1); on an H200
+# (eager, channels_last, 32 px): googlenet 2.5. The rest are placed between those by depth,
+# unmeasured.
 STEP_COST = {
     "vgg11": 0.5,
     "vgg13": 0.6,
@@ -31,8 +36,11 @@ STEP_COST = {
 
 
 def estimated_cost(config: dict[str, Any]) -> float:
-    """A trial's training time in resnet18-epochs at native size (unknown models count 1)."""
-    side = config.get("data", {}).get("resolution") or 1
+    """A trial's training time in resnet18-epochs of one pixel (unknown models count as
+    resnet18; a dataset of unknown image size as one pixel)."""
+    data = config.get("data", {})
+    spec = SPECS.get(data.get("dataset"))
+    side = data.get("resolution") or (spec and spec.native_size) or 1
     return config["epochs"] * STEP_COST.get(config["model"]["name"], 1.0) * side * side
 
 
@@ -43,6 +51,10 @@ def longest_first(configs: dict[str, dict[str, Any]], scheduler: str) -> list[st
     return sorted(configs, key=lambda variant: -estimated_cost(configs[variant]))
 
 
-def total_cost(configs: dict[str, dict[str, Any]]) -> float:
-    """A whole space's training time in the same units: which sweep to start first."""
-    return sum(estimated_cost(config) for config in configs.values())
+def space_cost(path: Path, fidelity: str | None) -> float:
+    """The total cost of a space file's variants at `fidelity`, read without validating them
+    (which would import torch for the model registry's checks)."""
+    space = load_space(path)
+    _, profile = pick_fidelity(space, fidelity, str(path))
+    variants = [variant.overrides for variant in space.variants] or [{}]
+    return sum(estimated_cost(variant_config(space, profile, over)) for over in variants)

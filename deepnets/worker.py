@@ -238,7 +238,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         finite = weights_finite(model)
         row = epoch_row(epoch, lr, counts.reduced(), seconds, val, finite)
         last = epoch == cfg.epochs
-        if last:  # [5] the held-out test set, once, with the final weights
+        tested = last and finite  # NaN weights would only score chance
+        if tested:  # [5] the held-out test set, once, with the final weights
             test, test_row = evaluated(test_batches, "test")
             row |= test_row
         history.append(row)
@@ -249,7 +250,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             print(progress_line(row, cfg.epochs), file=sys.__stdout__, flush=True)
             write_history(run_dir, history)
             tb.log(row)
-            if last:
+            if tested:
                 write_json_atomically(
                     run_dir / TEST_REPORT_FILE, test_report(cfg, data, test, threads, nodes)
                 )
@@ -260,7 +261,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             ray.train.report(row, checkpoint=None)
         if not finite:  # diverged for good: the report calls it so from the epochs so far
             if rank == 0:
-                print(f"epoch {epoch}: weights are no longer finite; stopping", file=sys.__stdout__)
+                note = f"epoch {epoch}: weights are no longer finite; stopping"
+                print(note, file=sys.__stdout__, flush=True)
             break
     if tb is not None:
         tb.close()

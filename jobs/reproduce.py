@@ -31,8 +31,7 @@ from deepnets.errors import ConfigError  # noqa: E402
 from deepnets.interrupts import ChildInterrupts  # noqa: E402
 from deepnets.runlog import RESULTS_FILE  # noqa: E402
 from deepnets.storage import Location  # noqa: E402
-from deepnets.sweep_plan import plan_sweep  # noqa: E402
-from deepnets.trial_order import total_cost  # noqa: E402
+from deepnets.trial_order import space_cost  # noqa: E402
 
 INTERRUPTED_NOTE = (
     "interrupted: the sweeps saved their state (their logs: {logs}); "
@@ -106,6 +105,8 @@ def all_at_once(args: argparse.Namespace) -> dict[str, tuple[str, int, float]]:
             if argv and not interrupts.interrupted:  # one stopped while starting stays unstarted
                 if running:  # let the one before ask for its places first
                     time.sleep(STAGGER_S)
+                    if interrupts.interrupted:  # Ctrl-C while waiting: start no more
+                        break
                 running[space] = (experiment, start_sweep(space, argv, env, args.out / "logs"))
         wait_for_sweeps(running, done, interrupts, start)
     finally:
@@ -124,12 +125,10 @@ def heaviest_first(args: argparse.Namespace) -> list[str]:
     its sweep reports the problem."""
 
     def cost(space: str) -> float:
-        path = ROOT / "tune_spaces" / f"{space}.yaml"
         try:
-            plan = plan_sweep(path, fidelity=args.fidelity, storage=args.storage, name=None)
+            return space_cost(ROOT / "tune_spaces" / f"{space}.yaml", args.fidelity)
         except ConfigError:
             return 0.0
-        return total_cost(plan.configs)
 
     return sorted(args.spaces, key=lambda space: -cost(space))
 

@@ -87,8 +87,8 @@ def test_ddp_run_reports_global_metrics_checkpoints_and_resumes(ray_session, tmp
 
 def test_a_run_whose_weights_turn_nonfinite_stops_there_on_every_rank(ray_session, tmp_path):
     """A NaN weight stays NaN, so training on only spends time: both DDP ranks stop after the
-    epoch that broke the weights (neither waits on the other), the run ends without error, and
-    its history says why, which the results call diverged."""
+    epoch that broke the weights (neither waits on the other; ranks that disagree:
+    test_weights_finite.py), the run ends without error, and its history says why."""
     settings = [*SETTINGS, "model.name=vgg11", "model.options.batch_norm=none", "optim.lr=100"]
     settings += ["epochs=3", f"output_dir={tmp_path}", "name=nan"]  # NaN within 18 steps
     summary = run_training(load_config(None, settings))

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
-from deepnets.trial_order import estimated_cost, longest_first, total_cost
+from deepnets.trial_order import estimated_cost, longest_first
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _config(model: str, epochs: int = 10, resolution: int | None = None) -> dict:
-    return {"model": {"name": model}, "epochs": epochs, "data": {"resolution": resolution}}
+def _config(model: str, epochs: int = 10, resolution: int | None = None, dataset="cifar10"):
+    data = {"dataset": dataset, "resolution": resolution}
+    return {"model": {"name": model}, "epochs": epochs, "data": data}
 
 
 CONFIGS = {
@@ -40,12 +43,13 @@ def test_asha_keeps_the_space_order():
 
 
 def test_cost_counts_epochs_model_and_pixels_and_unknown_models_as_resnet18():
-    assert estimated_cost(_config("resnet18", epochs=20)) == 2 * estimated_cost(CONFIGS["resnet18"])
-    assert estimated_cost(_config("resnet18", resolution=64)) == 4 * estimated_cost(
-        _config("resnet18", resolution=32)
-    )
-    assert estimated_cost(_config("timm/some_net")) == estimated_cost(CONFIGS["resnet18"])
-    assert total_cost(CONFIGS) == sum(estimated_cost(c) for c in CONFIGS.values())
+    resnet18 = estimated_cost(CONFIGS["resnet18"])  # CIFAR-10 at its native 32 px
+    assert estimated_cost(_config("resnet18", epochs=20)) == 2 * resnet18
+    assert estimated_cost(_config("resnet18", resolution=64)) == 4 * resnet18
+    assert estimated_cost(_config("resnet18", resolution=16)) == resnet18 / 4
+    assert estimated_cost(_config("resnet18", dataset="mnist")) == resnet18 * 28**2 / 32**2
+    assert estimated_cost(_config("timm/some_net")) == resnet18
+    assert estimated_cost(_config("resnet101")) == 4.9 * resnet18
 
 
 def _reproduce():
@@ -66,3 +70,15 @@ def test_together_starts_the_resnet_spaces_first(tmp_path):
     assert set(order[:2]) == {"report_mnist_resnet", "report_cifar10_resnet"}
     args.fidelity = "no_such_fidelity"
     assert reproduce.heaviest_first(args) == reproduce.SPACES
+
+
+def test_ordering_the_spaces_does_not_import_torch():
+    """The --together driver orders the spaces before any sweep starts: reading them must not
+    import torch (validating their models would), which costs seconds."""
+    code = (
+        "import argparse, sys; sys.path.insert(0, 'jobs'); import reproduce; "
+        "args = argparse.Namespace(spaces=reproduce.SPACES, fidelity='full', storage='/tmp'); "
+        "reproduce.heaviest_first(args); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
