@@ -18,6 +18,7 @@ from deepnets.errors import ConfigError
 from deepnets.runlog import PLAN_FILE, write_json_atomically
 from deepnets.spaces import SpaceFile, load_space, pick_fidelity, validate_variants
 from deepnets.storage import Location, check_location
+from deepnets.trial_order import longest_first
 
 
 @dataclass
@@ -86,10 +87,11 @@ def trial_config(plan_configs: dict, variant: str, seed: int, search: dict, runs
 
 
 def trial_rows(plan: SweepPlan) -> list[dict[str, Any]]:
-    """What --dry-run prints: one row per (variant, seed) with the settings that matter."""
+    """What --dry-run prints: one row per (variant, seed) with the settings that matter, in the
+    order Tune starts them (under FIFO the longest first)."""
     rows = []
-    for variant, tree in plan.configs.items():
-        cfg = validate_train_config(tree, variant)
+    for variant in longest_first(plan.configs, plan.scheduler.type):
+        cfg = validate_train_config(plan.configs[variant], variant)
         for seed in plan.space.seeds:
             rows.append(
                 {

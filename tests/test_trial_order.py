@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from deepnets.sweep_plan import plan_sweep, trial_rows
 from deepnets.trial_order import estimated_cost, longest_first
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,3 +85,13 @@ def test_ordering_the_spaces_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize(("fidelity", "first"), [("full", "resnet101"), ("proxy", "resnet18")])
+def test_dry_run_lists_trials_in_the_order_tune_starts_them(fidelity, first, tmp_path):
+    """`full` is FIFO: ResNet101 first; `proxy` is ASHA: the space's order (resnet18 first)."""
+    path = ROOT / "tune_spaces" / "report_mnist_resnet.yaml"
+    plan = plan_sweep(path, fidelity=fidelity, storage=str(tmp_path), name=None)
+    rows = trial_rows(plan)
+    assert rows[0]["variant"] == first
+    assert [row["variant"] for row in rows] == longest_first(plan.configs, plan.scheduler.type)
