@@ -7,7 +7,8 @@
 #   DEEPNETS_GIT_COMMIT=<sha> STEPS=reproduce DEADLINE_S=300 bash bench/gpu_session.sh
 #
 # A device call lasts at most 600 s: DEADLINE_S cuts the reproduction so that the whole call
-# ends inside it (the first line took 491 s on an H100 at ef7e2ec, 278 s of it reproducing);
+# ends inside it (at ef7e2ec on an H100, with throughput and MODELS=resnet18,vgg16,resnet101 as
+# well, the first line took 491 s, 278 s of them reproducing);
 # the second line, run at once on the still-warm machine, resumes the reproduction. Everything unpacked or trained stays outside the
 # repository (DEST, RUNS), so a later call on the same warm machine finds it even if it carries
 # the bundle again (a carried folder replaces its copy there), and `reproduce` resumes.
@@ -78,10 +79,10 @@ with_mps() {  # run "$@" under this call's own MPS daemon (pipes under /tmp), qu
 }
 
 repro_seconds() {  # REPRO_S, less whatever would run past DEADLINE_S (leaving 60 s for the
-    # sweep to save after SIGINT and 45 s for the report and rates)
+    # sweep to save after SIGINT, 45 s for the report and rates, 5 s to pack the report)
     local seconds=${REPRO_S:-300}
     if [ -n "${DEADLINE_S:-}" ]; then
-        local left=$((DEADLINE_S - SECONDS - 105))
+        local left=$((DEADLINE_S - SECONDS - 110))
         [ "$left" -lt "$seconds" ] && seconds=$left
     fi
     echo "$seconds"

@@ -273,7 +273,8 @@ def check_finished(plan: SweepPlan, grid) -> None:
         unfinished = len(grid) - grid.num_terminated - grid.num_errors
     else:
         unfinished = len(watched)
-        mark_cut_runs(plan.runs_dir, watched)
+        if watched:
+            mark_cut_runs(plan.runs_dir, watched)
     if unfinished:
         raise SweepInterrupted(
             f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; its state "
@@ -281,17 +282,21 @@ def check_finished(plan: SweepPlan, grid) -> None:
         )
 
 
+CUT_BY = ("ActorDiedError", "KeyboardInterrupt")  # what an interrupt leaves in run.json
+
+
 def mark_cut_runs(runs_dir: Location, trial_ids: list[str]) -> None:
     """Ctrl-C reaches the Train workers too (the whole process group), and a worker that dies
     before its trial is stopped makes the trial record "failed: ActorDiedError". Such a run was
     cut, not broken: it says "running" again, as the other cut runs do (the report shows it as
-    cut), keeping what it had recorded. --resume retries it either way."""
+    cut), keeping what it had recorded. Other failures (one waiting for its retry) stay as
+    they are. --resume retries both."""
     cut = set(trial_ids)
     for run_dir in runs_dir.children():
         if run_dir.name.rsplit("-", 1)[-1] not in cut:  # <variant>-s<seed>-<trial id>
             continue
         record = read_json(run_dir / RUN_FILE)
-        if str(record.get("status", "")).startswith("failed"):
+        if record.get("status") == "failed" and str(record.get("error")).startswith(CUT_BY):
             note = {"status": "running", "error": None, "cut_with": record.get("error")}
             write_json_atomically(run_dir / RUN_FILE, record | note)
 

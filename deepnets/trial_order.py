@@ -37,11 +37,12 @@ STEP_COST = {
 
 def estimated_cost(config: dict[str, Any]) -> float:
     """A trial's training time in resnet18-epochs of one pixel (unknown models count as
-    resnet18; a dataset of unknown image size as one pixel)."""
-    data = config.get("data", {})
+    resnet18; a dataset of unknown image size as one pixel). Read from a space's unvalidated
+    tree, where a setting left to its default is absent: it counts the same for every trial."""
+    data, model = config.get("data") or {}, config.get("model") or {}
     spec = SPECS.get(data.get("dataset"))
     side = data.get("resolution") or (spec and spec.native_size) or 1
-    return config["epochs"] * STEP_COST.get(config["model"]["name"], 1.0) * side * side
+    return (config.get("epochs") or 1) * STEP_COST.get(model.get("name"), 1.0) * side * side
 
 
 def longest_first(configs: dict[str, dict[str, Any]], scheduler: str) -> list[str]:

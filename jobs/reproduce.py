@@ -127,7 +127,7 @@ def heaviest_first(args: argparse.Namespace) -> list[str]:
     def cost(space: str) -> float:
         try:
             return space_cost(ROOT / "tune_spaces" / f"{space}.yaml", args.fidelity)
-        except ConfigError:
+        except (ConfigError, TypeError, ValueError):  # a setting of the wrong type, say
             return 0.0
 
     return sorted(args.spaces, key=lambda space: -cost(space))

@@ -28,14 +28,16 @@ def _status(folder) -> dict:
     return json.loads((folder / RUN_FILE).read_text())
 
 
-def test_only_the_cut_trials_that_recorded_a_failure_say_running_again(tmp_path):
+def test_only_cut_trials_whose_workers_died_say_running_again(tmp_path):
     runs = tmp_path / "runs"
     cut = _run(runs, "vgg16-sgd-momentum-s0-e8c6e_00005", "failed", DIED)
-    earlier = _run(runs, "vgg11-s0-e8c6e_00001", "failed", "RuntimeError: out of memory")
+    earlier = _run(runs, "vgg11-s0-e8c6e_00001", "failed", DIED)
+    broken = _run(runs, "vgg16-lr0.01-s0-e8c6e_00003", "failed", "RuntimeError: out of memory")
     done = _run(runs, "vgg19-s0-e8c6e_00002", "finished")
-    mark_cut_runs(Location(runs), ["e8c6e_00005", "e8c6e_00002"])
+    mark_cut_runs(Location(runs), ["e8c6e_00005", "e8c6e_00002", "e8c6e_00003"])
     assert _status(cut) == {"status": "running", "error": None, "cut_with": DIED}
     assert _status(earlier)["status"] == "failed"  # not among the trials the interrupt cut
+    assert _status(broken)["status"] == "failed"  # cut while waiting for its retry: kept
     assert _status(done)["status"] == "finished"
     history = [{"epoch": 6, "train_loss": 0.01}]
     assert decide_status(None, _status(cut), history, target=10, classes=10) == "running"

@@ -53,6 +53,7 @@ def test_cost_counts_epochs_model_and_pixels_and_unknown_models_as_resnet18():
     assert estimated_cost(_config("resnet18", dataset="mnist")) == resnet18 * 28**2 / 32**2
     assert estimated_cost(_config("timm/some_net")) == resnet18
     assert estimated_cost(_config("resnet101")) == 4.9 * resnet18
+    assert estimated_cost({"epochs": 2}) == 2  # defaults absent from a space's tree: no crash
 
 
 def _reproduce():
