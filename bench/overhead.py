@@ -4,12 +4,15 @@ Same model (ResNet18, small stem), same data, same batch (64), same optimizer (A
 memory format (NCHW) and the same threads (all cores) in all three. On the CPU: width 0.25 and
 the embedded digits (28x28); with --device cuda: full width and 10,000 CIFAR-10 training images
 (32x32x3), resident on the GPU in all three, where any per-step wait for the GPU would show.
-The bare loop and the engine alternate epoch by epoch, in blocks with a Ray Train run between
-each two (--rounds of them), so that a noisy machine slows all three alike; the first epoch of
-each run is a warm-up and is not counted. Ray is started, and the machine left to settle, before
-the first block. Prints each round's ratio, then median images/s and the ratios to the bare loop.
+Every run is a fresh process, as a training run is: a Ray Train worker always is one, and on the
+2-core machine fresh processes of the same loop train at speeds up to ~15% apart, each keeping
+its speed for its whole life (a process's draw; the runs column shows it). Comparing the
+benchmark's own long-lived process with one Train worker, as this did before, compared two such
+draws. So each round runs each path once, in a rotated order; a path's ratio is the median over
+rounds of its run against the same round's bare run. Ray is started, and the machine left to
+settle, before the first run; the first epoch of each run is a warm-up and is not counted.
 
-    python bench/overhead.py [--epochs 6] [--rounds 1] [--device cpu|cpu-small-steps|cuda]
+    python bench/overhead.py [--epochs 6] [--rounds 5] [--device cpu|cpu-small-steps|cuda]
 
 Targets (issue 5): engine >= 0.98x bare, through Ray Train >= 0.95x bare.
 """
@@ -17,8 +20,10 @@ Targets (issue 5): engine >= 0.98x bare, through Ray Train >= 0.95x bare.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +43,8 @@ from deepnets.models import create_model  # noqa: E402
 from deepnets.optim import build_optimizer  # noqa: E402
 
 MODEL = {"name": "resnet18", "stem": "small"}
+PATHS = ("bare", "engine", "ray")
+LABELS = {"bare": "bare PyTorch loop", "engine": "deepnets engine", "ray": "Ray Train, 1 worker"}
 DIGITS = {"dataset": "digits", "val_fraction": 0.0}
 SETUPS = {  # setup -> the data, width and batch all three paths use there
     "cpu": {"width": 0.25, "batch": 64, "data": DIGITS},
@@ -108,12 +115,6 @@ def engine_epochs(setup: dict, data, device: torch.device):
         yield counts.count / seconds
 
 
-def interleaved(bare, engine, epochs: int) -> tuple[list[float], list[float]]:
-    """Alternate epochs of the two, so that a noisy neighbour slows both alike."""
-    pairs = [(next(bare), next(engine)) for _ in range(epochs)]
-    return [b for b, _ in pairs], [e for _, e in pairs]
-
-
 def ray_train(setup: dict, epochs: int, threads: int, device: torch.device) -> list[float]:
     """One TorchTrainer worker holding every core (and the GPU); images/s from the run's own
     epoch log."""
@@ -146,10 +147,10 @@ def start_ray_and_settle(limit_s: float = 120.0) -> tuple[float, bool]:
     """Start Ray (as the Ray Train path would) and wait until the machine is idle again.
 
     A fresh Ray's own processes (GCS, raylet, dashboard and its agents) go on starting after
-    ray.init() returns, and a block measured meanwhile would pay for them (on 2 cores the bare
-    loop then shares them with Ray; without this the first block ran before Ray started and the
-    second after). Steady state is what this benchmark compares, so the blocks start once the
-    machine's CPU use has stayed under half a core for 3 s in a row, or after `limit_s`.
+    ray.init() returns, and a run measured meanwhile would pay for them (on 2 cores the bare
+    loop would share the cores with Ray's start, the later runs not). Steady state is what this
+    benchmark compares, so the runs start once the machine's CPU use has stayed under half a
+    core for 3 s in a row, or after `limit_s`. Every path then runs beside an idle Ray.
     Returns (seconds waited, whether it settled)."""
     import psutil
 
@@ -168,13 +169,45 @@ def steady(rates: list[float]) -> float:
     return statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
 
 
+def child_main(path: str, setup: dict, epochs: int, device: torch.device, threads: int) -> None:
+    """`--child PATH`: one run of the bare loop or the engine; prints its epochs' images/s."""
+    torch.set_num_threads(threads)
+    data = training_split(setup)
+    run = (bare_epochs if path == "bare" else engine_epochs)(setup, data, device)
+    print(json.dumps([next(run) for _ in range(epochs)]))
+
+
+def in_fresh_process(path: str, args: argparse.Namespace) -> list[float]:
+    """The epochs' images/s of the bare loop or the engine, run in a new Python process."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", path]
+    command += ["--epochs", str(args.epochs), "--device", args.device]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"overhead: the {path} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def one_round(number: int, args, setup: dict, threads: int, device: torch.device) -> dict:
+    """Each path once, each in its own fresh process, the order rotated round by round so
+    that no path always runs first (after Ray's start) or last. Returns path -> steady rate."""
+    order = PATHS[number % len(PATHS) :] + PATHS[: number % len(PATHS)]
+    rates = {}
+    for path in order:
+        if path == "ray":
+            rates[path] = steady(ray_train(setup, args.epochs, threads, device))
+        else:
+            rates[path] = steady(in_fresh_process(path, args))
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=6, help="per block; the first is a warm-up")
-    parser.add_argument("--rounds", type=int, default=1, help="Ray Train runs, each between blocks")
+    parser.add_argument("--epochs", type=int, default=6, help="per run; the first is a warm-up")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each path")
     parser.add_argument(
         "--device", default="cpu", choices=sorted(SETUPS), help="cpu-small-steps: see SETUPS"
     )
+    parser.add_argument("--child", choices=("bare", "engine"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.epochs < 2 or args.rounds < 1:
         parser.error("--epochs: at least 2 (the first is a warm-up); --rounds: at least 1")
@@ -183,42 +216,33 @@ def main() -> None:
     setup = SETUPS[args.device]
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
     threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    data = training_split(setup)
+    if args.child:
+        return child_main(args.child, setup, args.epochs, device, threads)
     waited, settled = start_ray_and_settle()
     state = "idle again" if settled else "still busy (measuring anyway)"
     print(f"Ray started; {state} after {waited:.0f} s")
-    bare, engine = bare_epochs(setup, data, device), engine_epochs(setup, data, device)
-    # bare+engine, then Ray Train, then bare+engine again (and so on for --rounds): each Ray
-    # run is compared with the bare loop measured on both sides of it.
-    bare_1, engine_1 = interleaved(bare, engine, args.epochs)
-    bare_rates, engine_rates = bare_1[1:], engine_1[1:]
-    bare_blocks, ray_rates, ray_ratios = [statistics.median(bare_rates)], [], []
-    for round_ in range(1, args.rounds + 1):
-        ray_rates.append(steady(ray_train(setup, args.epochs, threads, device)))
-        bare_n, engine_n = interleaved(bare, engine, args.epochs)
-        bare_rates, engine_rates = bare_rates + bare_n, engine_rates + engine_n
-        bare_blocks.append(statistics.median(bare_n))
-        ray_ratios.append(ray_rates[-1] / statistics.mean(bare_blocks[-2:]))
-        print(f"round {round_}: Ray Train {ray_ratios[-1]:.3f}x the bare loop around it")
-    bare_rate = statistics.median(bare_rates)
-    engine_rate = statistics.median(engine_rates)
-    results = {  # path -> (images/s, x bare); Ray Train's ratio: the median round's
-        "bare PyTorch loop": (bare_rate, 1.0),
-        "deepnets engine": (engine_rate, engine_rate / bare_rate),
-        "Ray Train, 1 worker": (statistics.median(ray_rates), statistics.median(ray_ratios)),
-    }
+    rounds = []
+    for number in range(args.rounds):
+        rounds.append(one_round(number, args, setup, threads, device))
+        rates = ", ".join(f"{path} {rate:.0f}" for path, rate in rounds[-1].items())
+        print(f"round {number + 1} (images/s, in the order run): {rates}")
+    report(rounds, setup, threads, device)
+
+
+def report(rounds: list[dict], setup: dict, threads: int, device: torch.device) -> None:
+    """Each path's median run, and its median ratio to the bare run of the same round: pairs
+    within a round share the machine's slower and faster minutes, the median over rounds
+    leaves out a path's unlucky process."""
     where = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    dataset, images = setup["data"]["dataset"], len(data.train)
-    print(
-        f"\n{where}, threads {threads}, batch {setup['batch']}, {dataset}, {images} images/epoch,"
-    )
-    print(f"width {setup['width']}; median images/s")
-    print(f"{'path':<22}{'images/s':>10}{'x bare':>9}")
-    for name, (rate, ratio) in results.items():
-        print(f"{name:<22}{rate:>10.0f}{ratio:>9.3f}")
-    print("(Ray Train: the median round's images/s, and the median round's ratio to the bare")
-    print(" loop just before and after it: the two need not be the same round)")
+    print(f"\n{where}, threads {threads}, batch {setup['batch']}, {setup['data']['dataset']},")
+    print(f"width {setup['width']}; {len(rounds)} runs of each path, each in a fresh process")
+    print(f"{'path':<22}{'images/s':>10}{'x bare':>9}   runs: images/s (x the round's bare run)")
+    for path in PATHS:
+        rate = statistics.median(r[path] for r in rounds)
+        ratios = [r[path] / r["bare"] for r in rounds]
+        runs = " ".join(f"{r[path]:.0f} ({x:.3f})" for r, x in zip(rounds, ratios, strict=True))
+        print(f"{LABELS[path]:<22}{rate:>10.0f}{statistics.median(ratios):>9.3f}   {runs}")
+    print("(images/s: the median run's; x bare: the median round's ratio)")
 
 
 if __name__ == "__main__":
