@@ -20,7 +20,8 @@
 #   share       bench/gpu_share.py: resnet18 processes sharing the GPU, eager and $COMPILE
 #   share-mps   the graphed sharing under NVIDIA MPS (processes' kernels side by side instead
 #               of in turns), if the machine runs it; not in the default STEPS
-#   overhead    bench/overhead.py --device cuda: bare loop vs engine vs Ray Train
+#   overhead    bench/overhead.py --device cuda: bare loop vs engine vs Ray Train, each in
+#               fresh processes, OVERHEAD_ROUNDS (2) runs of each (~75 s a round, expected)
 #   reproduce   jobs/reproduce.py --fidelity $FIDELITY --together, stopped by SIGINT after
 #               REPRO_S seconds, or earlier so that the whole script ends by DEADLINE_S
 #               seconds after its start (it saves; the same step again resumes), then the report,
@@ -126,7 +127,7 @@ for name in $steps; do
     share-mps) with_mps step share-mps python3 bench/gpu_share.py --models resnet18 \
         --procs 1,3,5 --seconds 5 --compile "$compile" ;;
     overhead) step overhead timeout -k 10 "${OVERHEAD_S:-240}" \
-        python3 bench/overhead.py --device cuda --epochs 10 ;;
+        python3 bench/overhead.py --device cuda --epochs 10 --rounds "${OVERHEAD_ROUNDS:-2}" ;;
     reproduce) reproduce ;;
     *) echo "unknown step $name" | tee -a "$log" ;;
     esac

@@ -5,7 +5,7 @@ memory format (NCHW) and the same threads (all cores) in all three. On the CPU: 
 the embedded digits (28x28); with --device cuda: full width and 10,000 CIFAR-10 training images
 (32x32x3), resident on the GPU in all three, where any per-step wait for the GPU would show.
 Every run is a fresh process, as a training run is: a Ray Train worker always is one, and on the
-2-core machine fresh processes of the same loop train at speeds up to ~15% apart, each keeping
+2-core machine fresh processes of the same loop train at speeds up to ~30% apart, each keeping
 its speed for its whole life (a process's draw; the runs column shows it). Comparing the
 benchmark's own long-lived process with one Train worker, as this did before, compared two such
 draws. So each round runs each path once, in a rotated order; a path's ratio is the median over
