@@ -20,8 +20,9 @@
 #   share       bench/gpu_share.py: resnet18 processes sharing the GPU, eager and $COMPILE
 #   share-mps   the graphed sharing under NVIDIA MPS (processes' kernels side by side instead
 #               of in turns), if the machine runs it; not in the default STEPS
-#   overhead    bench/overhead.py --device cuda: bare loop vs engine vs Ray Train, each in
-#               fresh processes, OVERHEAD_ROUNDS (2) runs of each (~75 s a round, expected)
+#   overhead    bench/overhead.py --device cuda --epochs 8: bare loop vs engine vs Ray Train,
+#               OVERHEAD_ROUNDS (3) fresh-process runs of each. A guess, not measured: ~90 s a
+#               round (a child ~8 s of start-up + 8 x 1.6 s, a Ray run ~20 s + 8 x 1.7 s, 3 settles)
 #   reproduce   jobs/reproduce.py --fidelity $FIDELITY --together, stopped by SIGINT after
 #               REPRO_S seconds, or earlier so that the whole script ends by DEADLINE_S
 #               seconds after its start (it saves; the same step again resumes), then the report,
@@ -30,7 +31,8 @@
 # Settings: COMPILE (step_graph), FIDELITY (full_graphed), SPACES (all six), REPRO_S (300),
 # DEADLINE_S (none: for one call holding every step, a little under the call's timeout),
 # SHARE_EAGER (the eager processes counts, 1,5; empty skips them), SHARE_PROCS (1,2,3),
-# TESTS_S, THROUGHPUT_S, OVERHEAD_S (each step's time limit, 240 s),
+# TESTS_S, THROUGHPUT_S, OVERHEAD_S (each step's time limit, 240 s; overhead's 330 s),
+# OVERHEAD_ROUNDS (3),
 # MODELS (resnet18,vgg16,googlenet,resnet101), DEST (/tmp/deepnets-offline), RUNS
 # (/tmp/deepnets-runs), DEEPNETS_GIT_COMMIT (the commit measured: the device gets no .git).
 set -uo pipefail
@@ -126,8 +128,8 @@ for name in $steps; do
             --seconds 5 --compile "$compile" ;;
     share-mps) with_mps step share-mps python3 bench/gpu_share.py --models resnet18 \
         --procs 1,3,5 --seconds 5 --compile "$compile" ;;
-    overhead) step overhead timeout -k 10 "${OVERHEAD_S:-240}" \
-        python3 bench/overhead.py --device cuda --epochs 10 --rounds "${OVERHEAD_ROUNDS:-2}" ;;
+    overhead) step overhead timeout -k 10 "${OVERHEAD_S:-330}" \
+        python3 bench/overhead.py --device cuda --epochs 8 --rounds "${OVERHEAD_ROUNDS:-3}" ;;
     reproduce) reproduce ;;
     *) echo "unknown step $name" | tee -a "$log" ;;
     esac

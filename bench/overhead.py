@@ -4,13 +4,13 @@ Same model (ResNet18, small stem), same data, same batch (64), same optimizer (A
 memory format (NCHW) and the same threads (all cores) in all three. On the CPU: width 0.25 and
 the embedded digits (28x28); with --device cuda: full width and 10,000 CIFAR-10 training images
 (32x32x3), resident on the GPU in all three, where any per-step wait for the GPU would show.
-Every run is a fresh process, as a training run is: a Ray Train worker always is one, and on the
-2-core machine fresh processes of the same loop train at speeds up to ~30% apart, each keeping
-its speed for its whole life (a process's draw; the runs column shows it). Comparing the
-benchmark's own long-lived process with one Train worker, as this did before, compared two such
-draws. So each round runs each path once, in a rotated order; a path's ratio is the median over
-rounds of its run against the same round's bare run. Ray is started, and the machine left to
-settle, before the first run; the first epoch of each run is a warm-up and is not counted.
+Every run is a fresh process, as a training run is (a Ray Train worker always is one): on the
+2-core machine fresh processes of the same loop trained at speeds up to ~30% apart, each at
+nearly one speed throughout (the slowest and fastest epoch of each run are printed), so one
+process's speed against another's says little. Each round runs each path once, in a rotated
+order, each run after the machine has settled; it prints each path's median run and two ratios
+to the bare loop: of the medians, and the median of each round's ratio to that round's bare
+run. Ray is started before the first run; the first epoch of each run is a warm-up.
 
     python bench/overhead.py [--epochs 6] [--rounds 5] [--device cpu|cpu-small-steps|cuda]
 
@@ -115,9 +115,9 @@ def engine_epochs(setup: dict, data, device: torch.device):
         yield counts.count / seconds
 
 
-def ray_train(setup: dict, epochs: int, threads: int, device: torch.device) -> list[float]:
+def ray_train(setup: dict, epochs: int, threads: int, device: torch.device) -> list[float] | None:
     """One TorchTrainer worker holding every core (and the GPU); images/s from the run's own
-    epoch log."""
+    epoch log, or None if the run failed."""
     from deepnets.launch import run_training
     from deepnets.runlog import TEST_REPORT_FILE, read_history, read_json
 
@@ -135,6 +135,9 @@ def ray_train(setup: dict, epochs: int, threads: int, device: torch.device) -> l
         ],
     )  # fmt: skip
     summary = run_training(cfg)
+    if summary.error is not None or summary.epochs_done < epochs:
+        print(f"overhead: the Ray Train run: {summary.error}", file=sys.stderr)
+        return None
     seen = read_json(summary.run_dir / TEST_REPORT_FILE)["threads"]
     print(
         f"inside the Train worker ({threads} CPUs): OMP_NUM_THREADS={seen['OMP_NUM_THREADS']}, "
@@ -148,56 +151,78 @@ def start_ray_and_settle(limit_s: float = 120.0) -> tuple[float, bool]:
 
     A fresh Ray's own processes (GCS, raylet, dashboard and its agents) go on starting after
     ray.init() returns, and a run measured meanwhile would pay for them (on 2 cores the bare
-    loop would share the cores with Ray's start, the later runs not). Steady state is what this
-    benchmark compares, so the runs start once the machine's CPU use has stayed under half a
-    core for 3 s in a row, or after `limit_s`. Every path then runs beside an idle Ray.
-    Returns (seconds waited, whether it settled)."""
-    import psutil
-
+    loop would share the cores with Ray's start, the later runs not). Every path then runs
+    beside an idle Ray. Returns (seconds waited, whether it settled)."""
     from deepnets.launch import ensure_ray
 
     start = time.perf_counter()
     ensure_ray()
-    quiet_for, cores = 0, psutil.cpu_count() or 1
+    settled = settle(limit_s)
+    return time.perf_counter() - start, settled
+
+
+def settle(limit_s: float) -> bool:
+    """Wait until the machine's CPU use has stayed under half a core for 3 s in a row (or
+    `limit_s` passed): steady state is what this benchmark compares, and a run that starts
+    while the last Ray Train run's processes are still exiting would share the cores."""
+    import psutil
+
+    start, quiet_for, cores = time.perf_counter(), 0, psutil.cpu_count() or 1
     while quiet_for < 3 and time.perf_counter() - start < limit_s:
         busy_cores = psutil.cpu_percent(interval=1.0) / 100 * cores
         quiet_for = quiet_for + 1 if busy_cores < 0.5 else 0
-    return time.perf_counter() - start, quiet_for >= 3
+    return quiet_for >= 3
 
 
-def steady(rates: list[float]) -> float:
-    return statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
+def steady(rates: list[float]) -> dict[str, float]:
+    """A run's images/s: the median epoch after the warm-up, and the slowest and fastest of
+    those epochs (a narrow range: the run kept one speed throughout)."""
+    counted = rates[1:] if len(rates) > 1 else rates
+    return {"rate": statistics.median(counted), "low": min(counted), "high": max(counted)}
+
+
+EPOCHS_OF = {"bare": bare_epochs, "engine": engine_epochs}  # the paths run by --child
+RESULT = "overhead result: "  # starts the one stdout line of a child that the parent reads
 
 
 def child_main(path: str, setup: dict, epochs: int, device: torch.device, threads: int) -> None:
     """`--child PATH`: one run of the bare loop or the engine; prints its epochs' images/s."""
     torch.set_num_threads(threads)
     data = training_split(setup)
-    run = (bare_epochs if path == "bare" else engine_epochs)(setup, data, device)
-    print(json.dumps([next(run) for _ in range(epochs)]))
+    run = EPOCHS_OF[path](setup, data, device)
+    print(RESULT + json.dumps([next(run) for _ in range(epochs)]), flush=True)
 
 
-def in_fresh_process(path: str, args: argparse.Namespace) -> list[float]:
-    """The epochs' images/s of the bare loop or the engine, run in a new Python process."""
+def in_fresh_process(path: str, epochs: int, device_name: str) -> list[float] | None:
+    """The epochs' images/s of the bare loop or the engine, run in a new Python process;
+    None if that failed (its errors went to our stderr)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", path]
-    command += ["--epochs", str(args.epochs), "--device", args.device]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"overhead: the {path} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    command += ["--epochs", str(epochs), "--device", device_name]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    results = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
+    if done.returncode != 0 or not results:
+        return None
+    return json.loads(results[-1].removeprefix(RESULT))
 
 
-def one_round(number: int, args, setup: dict, threads: int, device: torch.device) -> dict:
+def one_round(number: int, epochs: int, device_name: str, threads: int) -> dict | None:
     """Each path once, each in its own fresh process, the order rotated round by round so
-    that no path always runs first (after Ray's start) or last. Returns path -> steady rate."""
+    that no path always runs first or last. Returns path -> steady(), or None if a run
+    failed."""
+    setup, device = SETUPS[device_name], torch.device(device_name.split("-")[0])
     order = PATHS[number % len(PATHS) :] + PATHS[: number % len(PATHS)]
-    rates = {}
+    runs = {}
     for path in order:
+        settle(limit_s=30.0)
         if path == "ray":
-            rates[path] = steady(ray_train(setup, args.epochs, threads, device))
+            rates = ray_train(setup, epochs, threads, device)
         else:
-            rates[path] = steady(in_fresh_process(path, args))
-    return rates
+            rates = in_fresh_process(path, epochs, device_name)
+        if rates is None:
+            print(f"overhead: the {path} run failed (its errors are above)", file=sys.stderr)
+            return None
+        runs[path] = steady(rates)
+    return runs
 
 
 def main() -> None:
@@ -207,42 +232,56 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", choices=sorted(SETUPS), help="cpu-small-steps: see SETUPS"
     )
-    parser.add_argument("--child", choices=("bare", "engine"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=sorted(EPOCHS_OF), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.epochs < 2 or args.rounds < 1:
         parser.error("--epochs: at least 2 (the first is a warm-up); --rounds: at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device here")
-    setup = SETUPS[args.device]
-    device = torch.device("cuda" if args.device == "cuda" else "cpu")
     threads = os.cpu_count() or 1
     if args.child:
-        return child_main(args.child, setup, args.epochs, device, threads)
+        device = torch.device(args.device.split("-")[0])
+        child_main(args.child, SETUPS[args.device], args.epochs, device, threads)
+        return
     waited, settled = start_ray_and_settle()
     state = "idle again" if settled else "still busy (measuring anyway)"
     print(f"Ray started; {state} after {waited:.0f} s")
     rounds = []
     for number in range(args.rounds):
-        rounds.append(one_round(number, args, setup, threads, device))
-        rates = ", ".join(f"{path} {rate:.0f}" for path, rate in rounds[-1].items())
-        print(f"round {number + 1} (images/s, in the order run): {rates}")
-    report(rounds, setup, threads, device)
+        runs = one_round(number, args.epochs, args.device, threads)
+        if runs is None:
+            break
+        rounds.append(runs)
+        done = ", ".join(f"{path} {described(run)}" for path, run in runs.items())
+        print(f"round {number + 1} (images/s in the order run, [slowest-fastest epoch]): {done}")
+    if rounds:
+        report(rounds, SETUPS[args.device], threads, args.device)
+    if len(rounds) < args.rounds:
+        sys.exit(f"overhead: {len(rounds)} of {args.rounds} rounds done")
 
 
-def report(rounds: list[dict], setup: dict, threads: int, device: torch.device) -> None:
-    """Each path's median run, and its median ratio to the bare run of the same round: pairs
-    within a round share the machine's slower and faster minutes, the median over rounds
-    leaves out a path's unlucky process."""
-    where = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+def described(run: dict[str, float]) -> str:
+    return f"{run['rate']:.0f} [{run['low']:.0f}-{run['high']:.0f}]"
+
+
+def report(rounds: list[dict], setup: dict, threads: int, device_name: str) -> None:
+    """Each path's median run and two ratios to the bare loop: of the medians (process
+    draws, independent of one another, average out) and the median of each round's ratio to
+    that round's bare run (a pair shares the machine's slower or faster minutes)."""
+    where = torch.cuda.get_device_name() if device_name == "cuda" else device_name
     print(f"\n{where}, threads {threads}, batch {setup['batch']}, {setup['data']['dataset']},")
     print(f"width {setup['width']}; {len(rounds)} runs of each path, each in a fresh process")
-    print(f"{'path':<22}{'images/s':>10}{'x bare':>9}   runs: images/s (x the round's bare run)")
+    header = f"{'path':<22}{'images/s':>10}{'x bare':>9}{'paired':>9}"
+    print(f"{header}   the runs' images/s [slowest-fastest epoch]")
+    bare = statistics.median(r["bare"]["rate"] for r in rounds)
     for path in PATHS:
-        rate = statistics.median(r[path] for r in rounds)
-        ratios = [r[path] / r["bare"] for r in rounds]
-        runs = " ".join(f"{r[path]:.0f} ({x:.3f})" for r, x in zip(rounds, ratios, strict=True))
-        print(f"{LABELS[path]:<22}{rate:>10.0f}{statistics.median(ratios):>9.3f}   {runs}")
-    print("(images/s: the median run's; x bare: the median round's ratio)")
+        rate = statistics.median(r[path]["rate"] for r in rounds)
+        paired = statistics.median(r[path]["rate"] / r["bare"]["rate"] for r in rounds)
+        runs = " ".join(described(r[path]) for r in rounds)
+        print(f"{LABELS[path]:<22}{rate:>10.0f}{rate / bare:>9.3f}{paired:>9.3f}   {runs}")
+    print("(images/s: the median run's; x bare: the ratio of the medians; paired: the median")
+    print(" of each round's ratio to its bare run. Medians of an even count: the mean of the")
+    print(" middle two)")
 
 
 if __name__ == "__main__":
