@@ -5,14 +5,14 @@ memory format (NCHW) and the same threads (all cores) in all three. On the CPU: 
 the embedded digits (28x28); with --device cuda: full width and 10,000 CIFAR-10 training images
 (32x32x3), resident on the GPU in all three, where any per-step wait for the GPU would show.
 Every run is a fresh process, as a training run is (a Ray Train worker always is one): on the
-2-core machine fresh processes of the same loop trained at speeds up to ~30% apart, each at
-nearly one speed throughout (the slowest and fastest epoch of each run are printed), so one
+2-core machine fresh processes of the same loop trained at speeds up to ~30% apart, so one
 process's speed against another's says little. Each round runs each path once, in a rotated
-order, each run after the machine has settled; it prints each path's median run and two ratios
-to the bare loop: of the medians, and the median of each round's ratio to that round's bare
-run. Ray is started before the first run; the first epoch of each run is a warm-up.
+order, each run after the machine has settled; it prints each run (its median and its slowest
+and fastest epoch), each path's median run and two ratios to the bare loop: of the medians,
+and the median of each round's ratio to that round's bare run. Ray is started before the
+first run; the first epoch of each run is a warm-up. ~80 s a round on the 2-core machine.
 
-    python bench/overhead.py [--epochs 6] [--rounds 5] [--device cpu|cpu-small-steps|cuda]
+    python bench/overhead.py [--epochs 6] [--rounds 3] [--device cpu|cpu-small-steps|cuda]
 
 Targets (issue 5): engine >= 0.98x bare, through Ray Train >= 0.95x bare.
 """
@@ -176,7 +176,7 @@ def settle(limit_s: float) -> bool:
 
 def steady(rates: list[float]) -> dict[str, float]:
     """A run's images/s: the median epoch after the warm-up, and the slowest and fastest of
-    those epochs (a narrow range: the run kept one speed throughout)."""
+    those epochs (how steady the machine was during the run)."""
     counted = rates[1:] if len(rates) > 1 else rates
     return {"rate": statistics.median(counted), "low": min(counted), "high": max(counted)}
 
@@ -228,7 +228,7 @@ def one_round(number: int, epochs: int, device_name: str, threads: int) -> dict 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6, help="per run; the first is a warm-up")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each path")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each path")
     parser.add_argument(
         "--device", default="cpu", choices=sorted(SETUPS), help="cpu-small-steps: see SETUPS"
     )
