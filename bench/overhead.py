@@ -59,6 +59,11 @@ SETUPS = {  # setup -> the data, width and batch all three paths use there
 }
 
 
+def device_of(setup_name: str) -> torch.device:
+    """The device a setup runs on ("cpu-small-steps" runs on the CPU)."""
+    return torch.device(setup_name.split("-")[0])
+
+
 def training_split(setup: dict):
     """The training split all three paths run an epoch of (digits: 1,437 images)."""
     return load_datasets(DataConfig(**setup["data"]), seed=0)
@@ -209,7 +214,7 @@ def one_round(number: int, epochs: int, device_name: str, threads: int) -> dict 
     """Each path once, each in its own fresh process, the order rotated round by round so
     that no path always runs first or last. Returns path -> steady(), or None if a run
     failed."""
-    setup, device = SETUPS[device_name], torch.device(device_name.split("-")[0])
+    setup, device = SETUPS[device_name], device_of(device_name)
     order = PATHS[number % len(PATHS) :] + PATHS[: number % len(PATHS)]
     runs = {}
     for path in order:
@@ -240,8 +245,7 @@ def main() -> None:
         sys.exit("--device cuda: no CUDA device here")
     threads = os.cpu_count() or 1
     if args.child:
-        device = torch.device(args.device.split("-")[0])
-        child_main(args.child, SETUPS[args.device], args.epochs, device, threads)
+        child_main(args.child, SETUPS[args.device], args.epochs, device_of(args.device), threads)
         return
     waited, settled = start_ray_and_settle()
     state = "idle again" if settled else "still busy (measuring anyway)"
